@@ -1,0 +1,137 @@
+"""Loading prompt sets and turning them into token ids — the one tokenisation path of hf2vllm.
+
+Both backends receive the *same* ``prompt_token_ids``, produced here once from chat messages through
+the model's chat template (or from a raw prompt string). A backend never tokenises on its own unless a
+user explicitly asks for it to reproduce a migrated script.
+
+Prompt file format (JSONL, one request per line)::
+
+    {"id": "capital", "messages": [{"role": "user", "content": "Capital of France?"}]}
+    {"prompt": "Once upon a time"}
+
+``id`` is optional (defaults to ``line-N``); other keys are kept in ``metadata``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from hf2vllm.errors import ContextLengthError, InputError
+
+BUNDLED_PROMPTS = "prompts.jsonl"
+
+
+class ChatRequest(BaseModel):
+    """One request as the user wrote it: chat ``messages`` or a plain ``prompt``."""
+
+    id: str
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> ChatRequest:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError('give exactly one of "messages" or "prompt"')
+        if self.messages is not None:
+            if not self.messages:
+                raise ValueError('"messages" is empty')
+            for i, msg in enumerate(self.messages):
+                if not isinstance(msg, dict) or "role" not in msg or "content" not in msg:
+                    raise ValueError(f'messages[{i}] needs "role" and "content"')
+        return self
+
+
+class PreparedRequest(BaseModel):
+    """A request ready for any backend: the exact token ids both sides will see."""
+
+    id: str
+    prompt_token_ids: list[int]
+    prompt_text: str = Field(description="The templated prompt text the ids were made from.")
+    source: ChatRequest
+
+
+def bundled_prompts_path() -> Path:
+    """Path of the prompt set shipped with hf2vllm (48+ chat requests of varied kinds)."""
+    return Path(str(resources.files("hf2vllm.data").joinpath(BUNDLED_PROMPTS)))
+
+
+def load_requests(path: str | Path) -> list[ChatRequest]:
+    """Read a JSONL prompt file; any malformed line raises ``InputError`` naming ``file:line``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"prompts file not found: {path}")
+    requests: list[ChatRequest] = []
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputError(f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(raw, dict):
+                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(raw).__name__}")
+            known = {"id", "messages", "prompt"}
+            payload = {k: v for k, v in raw.items() if k in known}
+            payload.setdefault("id", f"line-{lineno}")
+            payload["id"] = str(payload["id"])
+            payload["metadata"] = {k: v for k, v in raw.items() if k not in known}
+            try:
+                req = ChatRequest.model_validate(payload)
+            except ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                msg = first["msg"].removeprefix("Value error, ")
+                raise InputError(f"{path}:{lineno}: {msg}{f' (at {where})' if where else ''}") from None
+            if req.id in seen:
+                raise InputError(f"{path}:{lineno}: duplicate id {req.id!r} (first on line {seen[req.id]})")
+            seen[req.id] = lineno
+            requests.append(req)
+    if not requests:
+        raise InputError(f"{path}: no requests in file")
+    return requests
+
+
+def render_prompt(request: ChatRequest, tokenizer: Any, *, chat_template: bool = True) -> tuple[str, bool]:
+    """Return the prompt text and whether the tokenizer should add its own special tokens.
+
+    Chat templates already contain BOS where the model wants one, so text rendered from a template
+    is tokenised *without* special tokens; adding them again is the classic doubled-BOS bug.
+    """
+    if request.messages is None:
+        return request.prompt or "", True
+    if chat_template and getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
+        return text, False
+    # No template (or disabled on purpose): plain concatenation, as a hand-written script would do.
+    return "\n".join(str(m["content"]) for m in request.messages) + "\n", True
+
+
+def prepare_requests(
+    requests: Sequence[ChatRequest],
+    tokenizer: Any,
+    *,
+    max_model_len: int | None = None,
+    max_new_tokens: int = 0,
+    chat_template: bool = True,
+) -> list[PreparedRequest]:
+    """Tokenise every request once; refuse one that cannot fit ``max_model_len`` with its new tokens."""
+    prepared = []
+    for req in requests:
+        text, add_special = render_prompt(req, tokenizer, chat_template=chat_template)
+        ids = list(tokenizer(text, add_special_tokens=add_special)["input_ids"])
+        if max_model_len is not None and len(ids) + max_new_tokens > max_model_len:
+            raise ContextLengthError(
+                f"request {req.id!r} has {len(ids)} prompt tokens; with max_new_tokens={max_new_tokens} "
+                f"it needs {len(ids) + max_new_tokens} > the model's context of {max_model_len} tokens"
+            )
+        prepared.append(PreparedRequest(id=req.id, prompt_token_ids=ids, prompt_text=text, source=req))
+    return prepared
