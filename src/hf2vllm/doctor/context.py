@@ -1,0 +1,68 @@
+"""What a rule sees: one parsed file, facts gathered across the whole scan, and the user's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hf2vllm.doctor.model import FileKind
+from hf2vllm.doctor.python_source import PythonModule
+from hf2vllm.doctor.serve import ServeInvocation
+from hf2vllm.doctor.shell import ShellScript
+
+
+class DoctorSettings(BaseModel):
+    """Options from the command line merged over ``[tool.hf2vllm.doctor]`` in pyproject.toml."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+
+    select: list[str] = Field(default_factory=list, description="Rule ids or id prefixes to run (empty: all).")
+    ignore: list[str] = Field(default_factory=list, description="Rule ids or id prefixes never reported.")
+    exclude: list[str] = Field(default_factory=list, description="Glob patterns of paths not scanned.")
+    workload_max_tokens: int | None = Field(
+        None, alias="workload-max-tokens", ge=1,
+        description="Longest request (prompt + output tokens) the deployment must serve.",
+    )
+    model_config_path: str | None = Field(
+        None, alias="model-config", description="config.json of the served model, to size it.")
+    device_memory_gib: float = Field(80.0, alias="device-memory-gib", gt=0)
+    max_model_len_factor: float = Field(4.0, alias="max-model-len-factor", gt=1)
+
+
+@dataclass(frozen=True)
+class Place:
+    """A file position that cross-file rules point back to."""
+
+    path: str
+    line: int
+    detail: str
+
+
+@dataclass
+class ProjectFacts:
+    """Facts that only the whole scan can tell (a server flag in one file, the client in another)."""
+
+    reasoning_parsers: list[Place] = field(default_factory=list)
+    few_shot: list[Place] = field(default_factory=list)
+    workload_max_tokens: list[Place] = field(default_factory=list)
+
+
+@dataclass
+class FileContext:
+    """One scanned file as the rules see it."""
+
+    path: Path
+    display_path: str
+    kind: FileKind
+    text: str
+    project: ProjectFacts
+    settings: DoctorSettings
+    python: PythonModule | None = None
+    shell: ShellScript | None = None
+    invocations: list[ServeInvocation] = field(default_factory=list)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()

@@ -1,0 +1,186 @@
+"""What the doctor knows about Transformers and vLLM: parameter tables, chat turn tokens, placeholders.
+
+The HF -> vLLM sampling table here is the doctor's own for now; ``hf2vllm.spec`` translates the same
+parameters for the parity runs. The valid ``SamplingParams`` fields are read from the installed vLLM's
+source when vLLM is installed (without importing it: importing vLLM takes seconds), so the doctor follows
+the pinned version instead of folklore.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class HFOnlyKwarg:
+    """A ``generate()`` keyword with no identical ``SamplingParams`` field, and where it went."""
+
+    suggestion: str
+    rename_to: str | None = None  # set only when renaming is exactly equivalent (safe for --fix)
+
+
+HF_ONLY_SAMPLING_KWARGS: dict[str, HFOnlyKwarg] = {
+    "max_new_tokens": HFOnlyKwarg("use `max_tokens=` (vLLM counts new tokens too)", "max_tokens"),
+    "min_new_tokens": HFOnlyKwarg("use `min_tokens=`", "min_tokens"),
+    "num_return_sequences": HFOnlyKwarg("use `n=`", "n"),
+    "max_length": HFOnlyKwarg("use `max_tokens=`: HF `max_length` counts the prompt, vLLM `max_tokens` does not"),
+    "min_length": HFOnlyKwarg("use `min_tokens=`: HF `min_length` counts the prompt, vLLM `min_tokens` does not"),
+    "do_sample": HFOnlyKwarg("drop it: greedy is `temperature=0`, sampling is `temperature>0`"),
+    "eos_token_id": HFOnlyKwarg("use `stop_token_ids=[...]` (a list) and include the chat end-of-turn token"),
+    "pad_token_id": HFOnlyKwarg("drop it: vLLM does not pad requests"),
+    "bos_token_id": HFOnlyKwarg("drop it: the prompt's tokenisation decides BOS"),
+    "output_scores": HFOnlyKwarg("use `logprobs=k` (top-k logprobs per generated token)"),
+    "output_logits": HFOnlyKwarg("use `logprobs=k`; vLLM returns log-probabilities, not raw logits"),
+    "return_dict_in_generate": HFOnlyKwarg("drop it: every `RequestOutput` carries token ids, text and logprobs"),
+    "output_attentions": HFOnlyKwarg("drop it: vLLM does not return attentions"),
+    "output_hidden_states": HFOnlyKwarg("drop it: use a pooling runner (`LLM(..., runner=\"pooling\")`)"),
+    "num_beams": HFOnlyKwarg("beam search is `LLM.beam_search(prompts, BeamSearchParams(beam_width=...))`"),
+    "early_stopping": HFOnlyKwarg("beam search settings live in `BeamSearchParams`"),
+    "length_penalty": HFOnlyKwarg("beam search settings live in `BeamSearchParams(length_penalty=...)`"),
+    "num_beam_groups": HFOnlyKwarg("diverse beam search has no vLLM equivalent"),
+    "diversity_penalty": HFOnlyKwarg("diverse beam search has no vLLM equivalent"),
+    "no_repeat_ngram_size": HFOnlyKwarg("no vLLM equivalent: write a logits processor or drop it"),
+    "encoder_no_repeat_ngram_size": HFOnlyKwarg("no vLLM equivalent"),
+    "typical_p": HFOnlyKwarg("no vLLM equivalent: use `top_p`/`min_p` and re-check quality"),
+    "epsilon_cutoff": HFOnlyKwarg("no vLLM equivalent: `min_p` is the closest"),
+    "eta_cutoff": HFOnlyKwarg("no vLLM equivalent: `min_p` is the closest"),
+    "penalty_alpha": HFOnlyKwarg("contrastive search has no vLLM equivalent"),
+    "bad_words_ids": HFOnlyKwarg("use `bad_words=[...]` (strings, not token ids)"),
+    "suppress_tokens": HFOnlyKwarg("use `logit_bias={id: -100}` or `allowed_token_ids`"),
+    "begin_suppress_tokens": HFOnlyKwarg("use a logits processor"),
+    "forced_eos_token_id": HFOnlyKwarg("no vLLM equivalent"),
+    "forced_bos_token_id": HFOnlyKwarg("no vLLM equivalent"),
+    "renormalize_logits": HFOnlyKwarg("drop it: vLLM logprobs are always normalised"),
+    "stop_strings": HFOnlyKwarg("use `stop=[...]`; vLLM drops the stop string from the text unless "
+                                "`include_stop_str_in_output=True` (HF keeps it)"),
+    "use_cache": HFOnlyKwarg("drop it: vLLM always uses its paged KV cache"),
+    "streamer": HFOnlyKwarg("stream with `AsyncLLM` or the OpenAI server instead"),
+    "generation_config": HFOnlyKwarg("pass the fields one by one; vLLM reads generation_config.json itself "
+                                     "(`generation_config=\"auto\"` on `LLM`)"),
+    "stopping_criteria": HFOnlyKwarg("use `stop=`/`stop_token_ids=`"),
+    "logits_processor": HFOnlyKwarg("vLLM logits processors are registered on the engine (`logits_processors=` on `LLM`)"),
+    "guidance_scale": HFOnlyKwarg("classifier-free guidance has no vLLM equivalent"),
+    "exponential_decay_length_penalty": HFOnlyKwarg("no vLLM equivalent"),
+    "sequence_bias": HFOnlyKwarg("use `logit_bias=`"),
+}
+
+# SamplingParams fields of vLLM 0.32 (public ones); used when vLLM is not installed where the doctor runs.
+VLLM_SAMPLING_FIELDS_FALLBACK = frozenset(
+    {
+        "n", "presence_penalty", "frequency_penalty", "repetition_penalty", "temperature", "watermarking", "top_p",
+        "top_k", "min_p", "seed", "stop", "stop_token_ids", "ignore_eos", "max_tokens", "min_tokens", "logprobs",
+        "prompt_logprobs", "prompt_logprob_token_ids", "prompt_logprob_start", "logprob_token_ids",
+        "flat_logprobs", "detokenize", "skip_special_tokens", "spaces_between_special_tokens",
+        "include_stop_str_in_output", "output_kind", "stream_interval", "skip_clone", "structured_outputs",
+        "logit_bias", "allowed_token_ids", "extra_args", "bad_words", "skip_reading_prefix_cache",
+        "thinking_token_budget", "repetition_detection", "routed_experts_prompt_start",
+        "trace_decode_token_ids", "output_text_buffer_length", "truncate_prompt_tokens",
+    }
+)
+
+
+def _class_fields(source: str, class_name: str) -> set[str]:
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            return {
+                stmt.target.id
+                for stmt in node.body
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+                and not stmt.target.id.startswith("_")
+            }
+    return set()
+
+
+def installed_sampling_params_source() -> Path | None:
+    """Path of the installed ``vllm/sampling_params.py``, found without importing vLLM."""
+    try:
+        spec = importlib.util.find_spec("vllm")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "sampling_params.py"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@lru_cache(maxsize=1)
+def vllm_sampling_fields() -> frozenset[str]:
+    """Keyword arguments ``SamplingParams`` accepts in the installed vLLM (fallback: the 0.32 table)."""
+    source = installed_sampling_params_source()
+    if source is not None:
+        fields = _class_fields(source.read_text(encoding="utf-8"), "SamplingParams")
+        if fields:
+            return frozenset(fields)
+    return VLLM_SAMPLING_FIELDS_FALLBACK
+
+
+@dataclass(frozen=True)
+class ChatFamily:
+    """A model family whose chat turns end on a token that differs from (or must join) the eos token."""
+
+    name: str
+    pattern: re.Pattern[str]
+    end_of_turn: str
+    end_of_turn_id: int
+
+
+# Ids are those of the families' published tokenizers (tokenizer.json added_tokens).
+CHAT_FAMILIES: tuple[ChatFamily, ...] = (
+    ChatFamily("Llama 3", re.compile(r"llama-?3", re.I), "<|eot_id|>", 128009),
+    ChatFamily("Qwen2/Qwen2.5/Qwen3", re.compile(r"qwen(?:2|3)", re.I), "<|im_end|>", 151645),
+    ChatFamily("SmolLM2", re.compile(r"smollm2", re.I), "<|im_end|>", 2),
+    ChatFamily("Gemma", re.compile(r"gemma", re.I), "<end_of_turn>", 107),
+    ChatFamily("Phi-3", re.compile(r"phi-?3", re.I), "<|end|>", 32007),
+)
+
+CHAT_MODEL_HINT = re.compile(r"instruct|chat|-it\b|-it-", re.I)
+
+# Tokens a processor inserts for images/videos/audio; typing them by hand skips the expansion to the
+# right number of patch tokens.
+MULTIMODAL_PLACEHOLDERS = (
+    "<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<image>", "<video>", "<|image|>",
+    "<start_of_image>", "<image_soft_token>", "<fake_token_around_image>", "<|image_1|>", "<IMG_CONTEXT>",
+    "<img>", "<|audio_bos|>", "<|AUDIO|>", "[IMG]",
+)
+
+# Turn markers of the common chat templates; a prompt string holding them is formatted by hand.
+CHAT_MARKERS = (
+    "<|im_start|>", "<|start_header_id|>", "<|eot_id|>", "[INST]", "<start_of_turn>", "<|user|>", "<|assistant|>",
+    "<|system|>", "<|im_end|>",
+)
+
+THINK_TAGS = ("<think>", "</think>")
+
+VL_MODEL_PATTERN = re.compile(
+    r"-vl\b|-vl-|vl-|llava|vision|smolvlm|idefics|pixtral|internvl|minicpm-v|paligemma|mllama|qwen2?\.?5?-?omni|"
+    r"gemma-3-(?:4|12|27)b",
+    re.I,
+)
+
+# "1.5B", "135M", "7b" in a model id: the parameter count its authors put in the name.
+MODEL_SIZE_IN_NAME = re.compile(r"(?<![0-9.])([0-9]+(?:\.[0-9]+)?)\s*([bBmM])(?![a-zA-Z])")
+
+SELF_HOSTED_URL = re.compile(
+    r"^https?://(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]|[a-z0-9.-]+\.svc(\.cluster\.local)?|"
+    r"[a-z0-9-]+)(:[0-9]+)?(/|$)",
+    re.I,
+)
+
+RATE_LIMITER_CALLS = ("AsyncLimiter", "RateLimiter", "Limiter", "limits", "sleep_and_retry", "RateLimit",
+                      "TokenBucket", "throttle")
+
+DTYPE_ALIASES = {
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float16": "float16", "half": "float16", "fp16": "float16",
+    "float32": "float32", "float": "float32", "fp32": "float32",
+    "auto": "auto",
+}

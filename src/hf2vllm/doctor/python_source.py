@@ -1,0 +1,254 @@
+"""A parsed Python module with the few facts the rules ask about: what each call resolves to
+(through imports), which names hold a vLLM ``LLM``, which string literals are real strings (not
+docstrings), and the ``vllm serve`` command lines spelt as argument lists.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from hf2vllm.doctor.serve import ServeInvocation, Token, find_serve_start, parse_serve_args
+
+
+def dotted(node: ast.AST) -> str | None:
+    """``a.b.c`` for a Name/Attribute chain, else None (calls and subscripts break the chain)."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def root_name(node: ast.AST) -> str | None:
+    """The variable a Name/Attribute/Subscript/Call chain starts from (``out`` in ``out[0].text``)."""
+    while True:
+        if isinstance(node, ast.Attribute | ast.Subscript):
+            node = node.value
+        elif isinstance(node, ast.Call):
+            node = node.func
+        else:
+            break
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def keyword(call: ast.Call, name: str) -> ast.keyword | None:
+    for kw in call.keywords:
+        if kw.arg == name:
+            return kw
+    return None
+
+
+_MISSING = object()
+
+
+def constant(node: ast.AST | None, default: object = _MISSING) -> object:
+    """The literal value of a constant (also ``-1``), or ``default``."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+        value = node.operand.value
+        if isinstance(value, int | float):
+            return -value
+    return default
+
+
+def is_truthy_constant(node: ast.AST | None) -> bool:
+    value = constant(node, None)
+    return value is True
+
+
+@dataclass
+class PythonModule:
+    """One parsed source file; the rules query it, never re-walk the raw text."""
+
+    tree: ast.Module
+    lines: list[str]
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str, filename: str = "<source>") -> PythonModule:
+        tree = ast.parse(text, filename=filename)
+        module = cls(tree=tree, lines=text.splitlines())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    module.aliases[alias.asname or alias.name.split(".")[0]] = (
+                        alias.name if alias.asname else alias.name.split(".")[0]
+                    )
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                for alias in node.names:
+                    module.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        return module
+
+    # -- calls ---------------------------------------------------------------------------------------
+    def qualname(self, func: ast.AST) -> str | None:
+        """Dotted name of a call target with its root resolved through the imports."""
+        name = dotted(func)
+        if name is None:
+            return None
+        head, _, rest = name.partition(".")
+        resolved = self.aliases.get(head, head)
+        return f"{resolved}.{rest}" if rest else resolved
+
+    @cached_property
+    def calls(self) -> list[ast.Call]:
+        return [n for n in ast.walk(self.tree) if isinstance(n, ast.Call)]
+
+    def calls_to(self, *names: str, vllm_only: bool = False) -> Iterator[ast.Call]:
+        """Calls whose resolved name ends with one of ``names`` (``SamplingParams`` matches
+        ``vllm.SamplingParams`` and ``vllm.sampling_params.SamplingParams``)."""
+        for call in self.calls:
+            qn = self.qualname(call.func)
+            if qn is None:
+                continue
+            last = qn.rsplit(".", 1)[-1]
+            if last not in names:
+                continue
+            if vllm_only and "." in qn and not qn.startswith("vllm"):
+                continue
+            yield call
+
+    def method_calls(self, *attrs: str) -> Iterator[ast.Call]:
+        for call in self.calls:
+            if isinstance(call.func, ast.Attribute) and call.func.attr in attrs:
+                yield call
+
+    @cached_property
+    def vllm_llm_calls(self) -> list[ast.Call]:
+        return [c for c in self.calls_to("LLM", "AsyncLLMEngine", "LLMEngine") if self._is_vllm(c.func)]
+
+    def _is_vllm(self, func: ast.AST) -> bool:
+        qn = self.qualname(func) or ""
+        return qn.startswith("vllm")
+
+    @cached_property
+    def vllm_llm_names(self) -> set[str]:
+        """Dotted targets (``llm``, ``self.engine``) assigned from a vLLM ``LLM(...)``."""
+        names: set[str] = set()
+        llm_calls = {id(c) for c in self.vllm_llm_calls}
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None and id(node.value) in llm_calls:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if (name := dotted(target)) is not None:
+                        names.add(name)
+        return names
+
+    def is_vllm_receiver(self, call: ast.Call) -> bool:
+        """True when ``call`` is a method call on a vLLM engine (``llm.generate(...)``)."""
+        if not isinstance(call.func, ast.Attribute):
+            return False
+        receiver = call.func.value
+        if isinstance(receiver, ast.Call) and id(receiver) in {id(c) for c in self.vllm_llm_calls}:
+            return True
+        return dotted(receiver) in self.vllm_llm_names
+
+    @cached_property
+    def hf_generate_calls(self) -> list[ast.Call]:
+        """``something.generate(...)`` calls that are not on a vLLM engine: Transformers' generate."""
+        return [c for c in self.method_calls("generate") if not self.is_vllm_receiver(c)]
+
+    @cached_property
+    def hf_model_loads(self) -> list[ast.Call]:
+        """``from_pretrained`` calls that load a model (not a tokenizer, processor or config)."""
+        out = []
+        for call in self.method_calls("from_pretrained"):
+            owner = dotted(call.func.value) or ""  # type: ignore[attr-defined]
+            last = owner.rsplit(".", 1)[-1]
+            if any(s in last for s in ("Tokenizer", "Processor", "Config", "FeatureExtractor")):
+                continue
+            if "Model" in last or "For" in last or last.startswith("Peft"):
+                out.append(call)
+        return out
+
+    @cached_property
+    def parents(self) -> dict[int, ast.AST]:
+        out: dict[int, ast.AST] = {}
+        for node in ast.walk(self.tree):
+            for child in ast.iter_child_nodes(node):
+                out[id(child)] = node
+        return out
+
+    @cached_property
+    def scopes(self) -> dict[int, ast.AST]:
+        return enclosing_scopes(self.tree)
+
+    # -- strings -------------------------------------------------------------------------------------
+    @cached_property
+    def docstring_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                body = node.body
+                if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                    ids.add(id(body[0].value))
+        return ids
+
+    @cached_property
+    def string_literals(self) -> list[ast.Constant]:
+        """String constants that are data (docstrings left out), f-string parts included."""
+        return [
+            n
+            for n in ast.walk(self.tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in self.docstring_ids
+        ]
+
+    @cached_property
+    def identifiers(self) -> set[str]:
+        names: set[str] = set()
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Name):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute):
+                names.add(node.attr)
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+            elif isinstance(node, ast.keyword) and node.arg:
+                names.add(node.arg)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                names.add(node.name)
+        return names
+
+    @cached_property
+    def serve_invocations(self) -> list[ServeInvocation]:
+        """``subprocess`` argument lists such as ``["vllm", "serve", model, "--enforce-eager"]``."""
+        out: list[ServeInvocation] = []
+        for node in ast.walk(self.tree):
+            if not isinstance(node, ast.List | ast.Tuple):
+                continue
+            tokens = [
+                Token(str(elt.value), elt.lineno, elt.col_offset + 1)
+                if isinstance(elt, ast.Constant)
+                else Token("<expr>", elt.lineno, elt.col_offset + 1)
+                for elt in node.elts
+            ]
+            start = find_serve_start([t.text for t in tokens])
+            if start is None:
+                continue
+            inv = ServeInvocation(line=node.lineno, column=node.col_offset + 1,
+                                  end_line=node.end_lineno or node.lineno, origin="python")
+            parse_serve_args(tokens, start, inv)
+            if inv.model == "<expr>":
+                inv.model = None
+            out.append(inv)
+        return out
+
+
+def enclosing_scopes(tree: ast.Module) -> dict[int, ast.AST]:
+    """Map ``id(node)`` -> the innermost function (or the module) that contains it."""
+    scope_of: dict[int, ast.AST] = {}
+
+    def visit(node: ast.AST, scope: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = child if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else scope
+            scope_of[id(child)] = inner
+            visit(child, inner)
+
+    visit(tree, tree)
+    return scope_of
