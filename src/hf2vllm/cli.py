@@ -25,6 +25,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "models",
     "compare",
+    "doctor",
 ]
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,1 @@
+"""Views of a ``DoctorReport``: terminal (Rich), JSON, SARIF 2.1.0, and the generated rules document."""
