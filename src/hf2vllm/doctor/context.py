@@ -40,13 +40,22 @@ class Place:
     detail: str
 
 
+@dataclass(frozen=True)
+class Workload:
+    """The request shape a benchmark command in the scan declares, and which model it targets."""
+
+    place: Place
+    max_tokens: int
+    model: str | None
+
+
 @dataclass
 class ProjectFacts:
     """Facts that only the whole scan can tell (a server flag in one file, the client in another)."""
 
     reasoning_parsers: list[Place] = field(default_factory=list)
     few_shot: list[Place] = field(default_factory=list)
-    workload_max_tokens: list[Place] = field(default_factory=list)
+    workloads: list[Workload] = field(default_factory=list)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from hf2vllm import __version__
-from hf2vllm.doctor.context import DoctorSettings, FileContext, Place, ProjectFacts
+from hf2vllm.doctor.context import DoctorSettings, FileContext, Place, ProjectFacts, Workload
 from hf2vllm.doctor.model import DoctorReport, DoctorSummary, FileKind, Finding, Rule, Severity
 from hf2vllm.doctor.python_source import PythonModule
 from hf2vllm.doctor.rules import RULES
@@ -147,7 +147,8 @@ def _gather_facts(files: list[ParsedFile], facts: ProjectFacts) -> None:
                 output = command.flag_value("random-output-len", "output-len", "sonnet-output-len")
                 total = (parse_number(prompt or "") or 0) + (parse_number(output or "") or 0)
                 if total > 0:
-                    facts.workload_max_tokens.append(Place(ctx.display_path, command.tokens[0].line, str(int(total))))
+                    place = Place(ctx.display_path, command.tokens[0].line, "benchmark")
+                    facts.workloads.append(Workload(place, int(total), command.flag_value("model")))
 
 
 def analyse(paths: Sequence[Path], settings: DoctorSettings, root: Path | None = None,

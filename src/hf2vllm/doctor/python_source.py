@@ -200,6 +200,22 @@ class PythonModule:
         ]
 
     @cached_property
+    def string_sites(self) -> list[tuple[ast.expr, str]]:
+        """Each string expression once, with its literal text: an f-string (implicit concatenations
+        included) is one site located at its start, so positions do not depend on the Python version."""
+        sites: list[tuple[ast.expr, str]] = []
+        for node in self.string_literals:
+            parent = self.parents.get(id(node))
+            if isinstance(parent, ast.JoinedStr):
+                continue
+            sites.append((node, node.value))
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.JoinedStr) and not isinstance(self.parents.get(id(node)), ast.FormattedValue):
+                text = "".join(v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
+                sites.append((node, text))
+        return sorted(sites, key=lambda site: (site[0].lineno, site[0].col_offset))
+
+    @cached_property
     def identifiers(self) -> set[str]:
         names: set[str] = set()
         for node in ast.walk(self.tree):

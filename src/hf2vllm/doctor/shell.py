@@ -11,11 +11,14 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from hf2vllm.doctor.serve import ServeInvocation, Token, find_serve_start, parse_serve_args
+from hf2vllm.doctor.serve import FlagValue, ServeInvocation, Token, find_serve_start, parse_serve_args
 
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _HEREDOC = re.compile(r"<<-?\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?")
-_SEPARATORS = {";", "&", "&&", "||", "|", ";;", "(", ")", "|&"}
+_SEPARATORS = {";", "&", "&&", "||", "|", ";;", "|&"}
+# Parentheses come from subshells and from ``$(...)``/``$((...))`` inside arguments; splitting there
+# would cut a command in two, so they are dropped instead.
+_PARENS = {"(", ")", "((", "))", "()", "$(", "$(("}
 _REDIRECTS = {">", ">>", "<", ">&", "&>", "<&", ">|", "&>>", "<<<"}
 _LEADING_KEYWORDS = {"do", "then", "else", "elif", "{", "}", "time", "!", "exec", "nohup", "command", "if"}
 
@@ -53,6 +56,7 @@ class ShellScript:
     commands: list[ShellCommand] = field(default_factory=list)
     invocations: list[ServeInvocation] = field(default_factory=list)
     exported: dict[str, str] = field(default_factory=dict)
+    variables: dict[str, str] = field(default_factory=dict)
 
 
 def _line_tokens(text: str, line_no: int) -> list[Token]:
@@ -139,6 +143,8 @@ def parse_shell(text: str) -> ShellScript:
     for tokens, span in _logical_lines(lines):
         segments: list[list[Token]] = [[]]
         for tok in tokens:
+            if tok.text in _PARENS or set(tok.text) <= {"(", ")"}:
+                continue
             if tok.text in _SEPARATORS:
                 segments.append([])
             else:
@@ -165,6 +171,9 @@ def parse_shell(text: str) -> ShellScript:
                     if _ASSIGNMENT.match(tok.text):
                         key, _, value = tok.text.partition("=")
                         script.exported[key] = value
+                        script.variables[key] = value
+                    elif tok.text in script.variables:
+                        script.exported[tok.text] = script.variables[tok.text]
                 continue
             if head == "env":
                 seg = seg[1:]
@@ -173,9 +182,9 @@ def parse_shell(text: str) -> ShellScript:
                 env[key] = value
                 seg = seg[1:]
             if not seg:
-                # A bare ``VAR=value`` line sets a shell variable; exported or not, child processes of
-                # this script see it only when exported, but launch scripts commonly rely on it.
-                script.exported.update(env)
+                # A bare ``VAR=value`` line sets a shell variable: usable in later arguments, but child
+                # processes (vllm) see it only once exported.
+                script.variables.update(env)
                 continue
             comments = _comments_around(lines, seg[0].line, span[-1])
             command = ShellCommand(seg, env, loop_depth > 0, comments)
@@ -186,8 +195,23 @@ def parse_shell(text: str) -> ShellScript:
                                       env={**script.exported, **env}, in_loop=loop_depth > 0,
                                       comments=comments, origin="shell")
                 parse_serve_args(seg, start, inv)
+                _expand_variables(inv, {**script.variables, **inv.env})
                 script.invocations.append(inv)
     return script
+
+
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def _expand_variables(inv: ServeInvocation, variables: dict[str, str]) -> None:
+    """Resolve ``$MODEL``/``${MAX_LEN}`` from assignments made earlier in the script (others stay as written)."""
+
+    def expand(text: str) -> str:
+        return _VARIABLE.sub(lambda m: variables.get(m.group(1), m.group(0)), text)
+
+    if inv.model is not None:
+        inv.model = expand(inv.model)
+    inv.flags = {name: FlagValue(expand(v.value), v.line, v.column) for name, v in inv.flags.items()}
 
 
 def _strip_redirections(seg: list[Token]) -> list[Token]:

@@ -65,6 +65,26 @@ def _sequence_tokens(node: yaml.SequenceNode) -> list[Token] | None:
     return [Token(str(item.value), item.start_mark.line + 1, item.start_mark.column + 1) for item in node.value]
 
 
+def _container_env(pairs: dict[str, yaml.Node]) -> dict[str, str]:
+    """Kubernetes ``env: [{name, value}]`` or compose ``environment:`` (mapping or ``KEY=VALUE`` list)."""
+    env: dict[str, str] = {}
+    for key in ("env", "environment"):
+        node = pairs.get(key)
+        if isinstance(node, yaml.MappingNode):
+            env.update({str(k.value): str(getattr(v, "value", "")) for k, v in node.value})
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                if isinstance(item, yaml.MappingNode):
+                    fields = {str(k.value): v for k, v in item.value}
+                    name, value = fields.get("name"), fields.get("value")
+                    if isinstance(name, yaml.ScalarNode):
+                        env[str(name.value)] = str(value.value) if isinstance(value, yaml.ScalarNode) else ""
+                elif isinstance(item, yaml.ScalarNode) and "=" in str(item.value):
+                    k, _, v = str(item.value).partition("=")
+                    env[k] = v
+    return env
+
+
 def _walk(node: yaml.Node, lines: list[str], out: list[ServeInvocation], top: bool) -> None:
     if isinstance(node, yaml.MappingNode):
         if top and (inv := _config_invocation(node, lines)) is not None:
@@ -79,7 +99,7 @@ def _walk(node: yaml.Node, lines: list[str], out: list[ServeInvocation], top: bo
             start = find_serve_start([t.text for t in tokens])
             if start is not None:
                 inv = ServeInvocation(line=tokens[0].line, column=tokens[0].column, end_line=tokens[-1].line,
-                                      origin="yaml")
+                                      origin="yaml", env=_container_env(pairs))
                 parse_serve_args(tokens, start, inv)
                 out.append(inv)
                 return

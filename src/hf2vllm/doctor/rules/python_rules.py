@@ -256,8 +256,8 @@ def _is_lookup_use(py: PythonModule, node: ast.AST) -> bool:
 # -- HVD006 -------------------------------------------------------------------------------------------
 def check_handwritten_placeholder(ctx: FileContext) -> Iterator[Hit]:
     py = _module(ctx)
-    for node in py.string_literals:
-        found = next((p for p in MULTIMODAL_PLACEHOLDERS if p in node.value), None)
+    for node, text in py.string_sites:
+        found = next((p for p in MULTIMODAL_PLACEHOLDERS if p in text), None)
         if found is None or _is_lookup_use(py, node):
             continue
         yield _at(node, f"multimodal placeholder `{found}` typed into a prompt string: let the processor's "
@@ -362,8 +362,8 @@ def check_manual_chat_format(ctx: FileContext) -> Iterator[Hit]:
     py = _module(ctx)
     if not _has_templated_tokenizer(py):
         return
-    for node in py.string_literals:
-        found = next((m for m in _OPENING_MARKERS if m in node.value), None)
+    for node, text in py.string_sites:
+        found = next((m for m in _OPENING_MARKERS if m in text), None)
         if found is None or _is_lookup_use(py, node):
             continue
         yield _at(node, f"chat turn marker `{found}` formatted by hand next to a tokenizer that has a chat "
@@ -529,8 +529,9 @@ _CHECK_WORDS = ("applied", "check", "verify", "assert")
 def _has_lora_applied_check(py: PythonModule) -> bool:
     for node in ast.walk(py.tree):
         if isinstance(node, ast.Assert):
-            names = [n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)]
-            names += [n.attr for n in ast.walk(node.test) if isinstance(n, ast.Attribute)]
+            names = [n.id for n in ast.walk(node) if isinstance(n, ast.Name)]
+            names += [n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)]
+            names += [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
             if any("lora" in n.lower() or "adapter" in n.lower() for n in names):
                 return True
         if isinstance(node, ast.Call):
@@ -667,24 +668,47 @@ def _dtype_of(node: ast.AST) -> str | None:
     return DTYPE_ALIASES.get(value) if isinstance(value, str) else None
 
 
+def _model_ref(py: PythonModule, call: ast.Call, keyword_name: str) -> str | None:
+    """The model a load refers to: a literal, or a module-level constant's value, or the variable name."""
+    node = call.args[0] if call.args else (kw.value if (kw := keyword(call, keyword_name)) else None)
+    if node is None:
+        return None
+    if isinstance(constant(node, None), str):
+        return constant(node)  # type: ignore[return-value]
+    if isinstance(node, ast.Name):
+        for stmt in py.tree.body:
+            if isinstance(stmt, ast.Assign) and any(dotted(t) == node.id for t in stmt.targets):
+                value = constant(stmt.value, None)
+                return value if isinstance(value, str) else node.id
+        return node.id
+    return None
+
+
 def check_dtype_mismatch(ctx: FileContext) -> Iterator[Hit]:
     py = _module(ctx)
-    hf: tuple[str, int] | None = None
+    hf_loads: list[tuple[str | None, str, int]] = []
     for call in py.hf_model_loads:
         kw = keyword(call, "torch_dtype") or keyword(call, "dtype")
         if kw is not None and (dtype := _dtype_of(kw.value)) not in (None, "auto"):
-            hf = (dtype, call.lineno)  # type: ignore[assignment]
-            break
-    if hf is None:
+            hf_loads.append((_model_ref(py, call, "pretrained_model_name_or_path"), dtype, call.lineno))  # type: ignore[arg-type]
+    if not hf_loads:
         return
     for call in py.vllm_llm_calls:
         kw = keyword(call, "dtype")
         if kw is None:
             continue
         dtype = _dtype_of(kw.value)
-        if dtype not in (None, "auto") and dtype != hf[0]:
-            yield _at(kw, f"vLLM runs in {dtype} while the HF side (line {hf[1]}) runs in {hf[0]}: "
-                          "outputs will differ for numeric reasons alone")
+        if dtype in (None, "auto"):
+            continue
+        model = _model_ref(py, call, "model")
+        # Compare with the HF load of the same model; without model names, only an unambiguous pair.
+        same = [h for h in hf_loads if model is not None and h[0] == model]
+        if not same and len(hf_loads) == 1 and (model is None or hf_loads[0][0] is None):
+            same = hf_loads
+        for _ref, hf_dtype, line in same[:1]:
+            if dtype != hf_dtype:
+                yield _at(kw, f"vLLM runs in {dtype} while the HF side (line {line}) runs in {hf_dtype}: "
+                              "outputs will differ for numeric reasons alone")
 
 
 HVD013 = Rule(
@@ -775,11 +799,21 @@ def _base_urls(py: PythonModule) -> list[str]:
     return urls
 
 
-def _loop_sends_requests(loop: ast.For | ast.While | ast.AsyncFor) -> bool:
-    for node in ast.walk(loop):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _REQUEST_METHODS:
+def _sends_requests(node: ast.AST, senders: set[str]) -> bool:
+    """True when ``node`` calls a request method, or a function of this module that does."""
+    for sub in ast.walk(node):
+        if not isinstance(sub, ast.Call):
+            continue
+        if isinstance(sub.func, ast.Attribute) and sub.func.attr in _REQUEST_METHODS:
+            return True
+        if isinstance(sub.func, ast.Name) and sub.func.id in senders:
             return True
     return False
+
+
+def _request_senders(py: PythonModule) -> set[str]:
+    functions = [n for n in ast.walk(py.tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    return {f.name for f in functions if _sends_requests(f, set())}
 
 
 def check_rate_limit_self_hosted(ctx: FileContext) -> Iterator[Hit]:
@@ -792,8 +826,9 @@ def check_rate_limit_self_hosted(ctx: FileContext) -> Iterator[Hit]:
         if name in RATE_LIMITER_CALLS:
             yield _at(call, f"rate limiter `{name}` on requests to a self-hosted endpoint ({urls[0]}): it caps "
                             "the batch vLLM can form; limit concurrency only for external APIs")
+    senders = _request_senders(py)
     for node in ast.walk(py.tree):
-        if not isinstance(node, ast.For | ast.While | ast.AsyncFor) or not _loop_sends_requests(node):
+        if not isinstance(node, ast.For | ast.While | ast.AsyncFor) or not _sends_requests(node, senders):
             continue
         handlers = {id(n) for h in ast.walk(node) if isinstance(h, ast.ExceptHandler) for n in ast.walk(h)}
         for call in ast.walk(node):
@@ -853,6 +888,28 @@ def _decoded_expr(node: ast.AST) -> bool:
     return _is_chain(node) and isinstance(node, ast.Attribute) and node.attr in _TEXT_ATTRS
 
 
+_OUTPUT_WORDS = ("answers", "predictions", "preds", "outputs", "generations", "completions", "responses",
+                 "decoded", "texts")
+
+
+def _model_output_iterable(node: ast.AST) -> bool:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "batch_decode":
+        return True
+    name = dotted(node)
+    return name is not None and name.rsplit(".", 1)[-1].lower().endswith(_OUTPUT_WORDS)
+
+
+def _decoded_loop_targets(target: ast.AST, iterable: ast.AST) -> set[str]:
+    """Loop variables bound to decoded model text: ``for pred in predictions``,
+    ``for answer, ex in zip(result.answers, examples)``."""
+    if isinstance(target, ast.Name) and _model_output_iterable(iterable):
+        return {target.id}
+    if isinstance(target, ast.Tuple) and isinstance(iterable, ast.Call) and dotted(iterable.func) == "zip":
+        return {t.id for t, it in zip(target.elts, iterable.args, strict=False)
+                if isinstance(t, ast.Name) and _model_output_iterable(it)}
+    return set()
+
+
 def _gold_words(node: ast.AST) -> bool:
     parts: list[str] = []
     for sub in ast.walk(node):
@@ -872,9 +929,10 @@ def check_raw_gold_comparison(ctx: FileContext) -> Iterator[Hit]:
         if isinstance(node, ast.Assign) and _decoded_expr(node.value):
             scope = id(py.scopes.get(id(node), py.tree))
             decoded.setdefault(scope, set()).update(t.id for t in node.targets if isinstance(t, ast.Name))
-        elif isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Call) \
-                and isinstance(node.iter.func, ast.Attribute) and node.iter.func.attr == "batch_decode":
-            decoded.setdefault(id(py.scopes.get(id(node), py.tree)), set()).add(node.target.id)
+        elif isinstance(node, ast.For | ast.comprehension):
+            names = _decoded_loop_targets(node.target, node.iter)
+            if names:
+                decoded.setdefault(id(py.scopes.get(id(node), py.tree)), set()).update(names)
     for node in ast.walk(py.tree):
         if not isinstance(node, ast.Compare) or len(node.ops) != 1 or not isinstance(node.ops[0], ast.Eq | ast.NotEq):
             continue
@@ -883,7 +941,7 @@ def check_raw_gold_comparison(ctx: FileContext) -> Iterator[Hit]:
         for model_side, gold_side in ((left, right), (right, left)):
             model_is_decoded = _decoded_expr(model_side) or (isinstance(model_side, ast.Name) and model_side.id in names)
             gold_is_raw = _is_chain(gold_side) and not (isinstance(gold_side, ast.Name) and gold_side.id in names)
-            if model_is_decoded and gold_is_raw and _gold_words(gold_side) and not _gold_words(model_side):
+            if model_is_decoded and gold_is_raw and _gold_words(gold_side):
                 yield _at(node, "decoded model text compared as a raw string with a gold label: tokenise the gold "
                                 "label (or decode it from the same token span) before comparing")
                 break
@@ -896,7 +954,8 @@ HVD016 = Rule(
         "kept or skipped, and detokenisation differences between HF and vLLM make exact string matches "
         "fail (or pass) for reasons unrelated to the answer, so accuracy moves during the migration.",
     fix="Compare token ids (`tokenizer.encode(gold, add_special_tokens=False)` against the generated "
-        "ids), or decode the gold from the same token span with the same tokenizer before comparing.",
+        "ids), decode the gold from the same token span with the same tokenizer, or pass both sides "
+        "through one normalisation function (`normalise(pred) == normalise(gold)`).",
     bad=Example.of("evaluate.py", """\
 def accuracy(tokenizer, outputs, examples):
     hits = 0
@@ -923,8 +982,8 @@ def check_client_think_parsing(ctx: FileContext) -> Iterator[Hit]:
         return
     server = ctx.project.reasoning_parsers[0]
     py = _module(ctx)
-    for node in py.string_literals:
-        tag = next((t for t in THINK_TAGS if t in node.value), None)
+    for node, text in py.string_sites:
+        tag = next((t for t in THINK_TAGS if t in text), None)
         if tag is not None:
             yield _at(node, f"client parses `{tag}` while the server runs `--reasoning-parser {server.detail}` "
                             f"({server.path}:{server.line}): the server already moved the reasoning out of "

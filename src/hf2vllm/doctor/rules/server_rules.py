@@ -144,20 +144,30 @@ vllm serve meta-llama/Llama-3.2-1B-Instruct --data-parallel-size 4
 
 
 # -- HVD103 -------------------------------------------------------------------------------------------
-def check_max_model_len_oversized(ctx: FileContext) -> Iterator[Hit]:
+def _workload_need(ctx: FileContext, inv: ServeInvocation) -> tuple[int, str] | None:
+    """Longest request this server must take: the setting, else the benchmarks aimed at it."""
     if ctx.settings.workload_max_tokens is not None:
-        need, source = ctx.settings.workload_max_tokens, "workload-max-tokens setting"
-    elif ctx.project.workload_max_tokens:
-        place = max(ctx.project.workload_max_tokens, key=lambda p: int(p.detail))
-        need, source = int(place.detail), f"benchmark at {place.path}:{place.line}"
-    else:
-        return
+        return ctx.settings.workload_max_tokens, "workload-max-tokens setting"
+    names = {inv.model}
+    if (served := inv.flag("served-model-name")) is not None:
+        names.update(served.value.split())
+    aimed = [w for w in ctx.project.workloads if w.model is None or w.model in names]
+    if not aimed:
+        return None
+    longest = max(aimed, key=lambda w: w.max_tokens)
+    return longest.max_tokens, f"benchmark at {longest.place.path}:{longest.place.line}"
+
+
+def check_max_model_len_oversized(ctx: FileContext) -> Iterator[Hit]:
     for inv in ctx.invocations:
         mml = inv.number("max-model-len")
-        if mml is not None and mml >= ctx.settings.max_model_len_factor * need:
+        if mml is None or (need := _workload_need(ctx, inv)) is None:
+            continue
+        tokens, source = need
+        if mml >= ctx.settings.max_model_len_factor * tokens:
             yield _at_flag(inv.flags["max-model-len"],
-                           f"`--max-model-len {int(mml)}` is {mml / need:.0f}x the longest request of the "
-                           f"workload ({need} tokens, {source}): the memory reserved for one long sequence "
+                           f"`--max-model-len {int(mml)}` is {mml / tokens:.0f}x the longest request of the "
+                           f"workload ({tokens} tokens, {source}): the memory reserved for one long sequence "
                            "is taken from concurrency")
 
 
@@ -261,11 +271,13 @@ def check_omp_threads_multi_instance(ctx: FileContext) -> Iterator[Hit]:
     instances = len(ctx.invocations) + sum(1 for inv in ctx.invocations if inv.in_loop)
     if instances < 2:
         return
+    unexported = ctx.shell is not None and "OMP_NUM_THREADS" in ctx.shell.variables
     for inv in ctx.invocations:
         if not any(var in inv.env for var in _THREAD_VARS):
+            detail = "is set but not exported, so vLLM never sees it" if unexported else "is unset"
             yield Hit(line=inv.line, column=inv.column,
-                      message="several vLLM instances start from this file and this one has no "
-                              "`OMP_NUM_THREADS`: each sizes its thread pools to every core and they contend")
+                      message=f"several vLLM instances start from this file and `OMP_NUM_THREADS` {detail}: each "
+                              "sizes its thread pools to every core and they contend")
 
 
 HVD106 = Rule(
