@@ -224,8 +224,10 @@ def _strip_redirections(seg: list[Token]) -> list[Token]:
         if tok.text in _REDIRECTS:
             skip_next = True
             continue
-        nxt = seg[i + 1].text if i + 1 < len(seg) else ""
-        if tok.text.isdigit() and nxt in _REDIRECTS:
+        nxt = seg[i + 1] if i + 1 < len(seg) else None
+        # ``2>&1`` names a file descriptor; ``--tensor-parallel-size 2 >log`` passes 2 as a value.
+        if tok.text.isdigit() and nxt is not None and nxt.text in _REDIRECTS and nxt.line == tok.line \
+                and nxt.column == tok.column + len(tok.text):
             continue
         out.append(tok)
     return out
