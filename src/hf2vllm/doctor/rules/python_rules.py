@@ -253,12 +253,28 @@ def _is_lookup_use(py: PythonModule, node: ast.AST) -> bool:
     return False
 
 
+def _builds_prompt(py: PythonModule, node: ast.AST, text: str, tokens: tuple[str, ...]) -> bool:
+    """True when a literal holding special tokens is prompt text, not a token table or a template."""
+    if "{%" in text or "{{" in text:
+        return False  # a Jinja chat template definition: the template is where these tokens belong
+    if _is_lookup_use(py, node):
+        return False
+    rest = text
+    for token in tokens:
+        rest = rest.replace(token, "")
+    if rest.strip():
+        return True
+    # A bare token ("<image>") is a lookup value unless it is glued into a string (`+`, `*`).
+    parent = py.parents.get(id(node))
+    return isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Add | ast.Mult)
+
+
 # -- HVD006 -------------------------------------------------------------------------------------------
 def check_handwritten_placeholder(ctx: FileContext) -> Iterator[Hit]:
     py = _module(ctx)
     for node, text in py.string_sites:
         found = next((p for p in MULTIMODAL_PLACEHOLDERS if p in text), None)
-        if found is None or _is_lookup_use(py, node):
+        if found is None or not _builds_prompt(py, node, text, MULTIMODAL_PLACEHOLDERS + CHAT_MARKERS):
             continue
         yield _at(node, f"multimodal placeholder `{found}` typed into a prompt string: let the processor's "
                         "chat template insert it")
@@ -270,14 +286,14 @@ HVD006 = Rule(
     why="The processor expands each image placeholder to the exact number of patch tokens for that "
         "image's size and wraps it in model-specific start/end tokens; a hand-typed `<|image_pad|>` "
         "gives one token, or the wrong count, and vLLM then fails to match it to the image or the "
-        "two backends see different prompts.",
+        "two backends see different prompts.",  # hf2vllm: ignore[HVD006] (describes the token)
     fix="Build messages with `{\"type\": \"image\"}` content parts and call "
         "`processor.apply_chat_template(messages, add_generation_prompt=True)`; in vLLM pass the image via "
         "`multi_modal_data` or use `LLM.chat`.",
     bad=Example.of("vl_prompt.py", """\
 question = "What is in the picture?"
 prompt = f"<|im_start|>user\\n<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\\n"
-"""),
+"""),  # hf2vllm: ignore[HVD006] (the rule's own bad example)
     good=Example.of("vl_prompt.py", """\
 from transformers import AutoProcessor
 
@@ -364,7 +380,7 @@ def check_manual_chat_format(ctx: FileContext) -> Iterator[Hit]:
         return
     for node, text in py.string_sites:
         found = next((m for m in _OPENING_MARKERS if m in text), None)
-        if found is None or _is_lookup_use(py, node):
+        if found is None or not _builds_prompt(py, node, text, MULTIMODAL_PLACEHOLDERS + CHAT_MARKERS):
             continue
         yield _at(node, f"chat turn marker `{found}` formatted by hand next to a tokenizer that has a chat "
                         "template: use apply_chat_template (or LLM.chat)")
