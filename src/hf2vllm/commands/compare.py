@@ -1,0 +1,87 @@
+"""``hf2vllm compare``: run both backends on the same prompts and show where they agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hf2vllm.commands.quiet import quiet_model_libraries
+
+
+def compare(
+    model: str = typer.Option(None, "--model", "-m", help="Checkpoint dir or cached model name (default: the bundled smollm2-135m)."),
+    prompts: Path = typer.Option(None, "--prompts", "-p", help="JSONL prompt file (default: the bundled set of 50)."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Tokens to generate per request."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16, on both sides."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write DIR/report.json."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N requests."),
+    max_model_len: int = typer.Option(None, "--max-model-len", help="Context limit for vLLM and the length check."),
+    hf_batch_size: int = typer.Option(8, "--hf-batch-size", min=1, help="HF generate() batch size (left padded)."),
+    vllm_batch_size: int = typer.Option(None, "--vllm-batch-size", min=1, help="Submit to vLLM in chunks of N (default: all at once)."),
+    kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="vLLM KV cache size (default on CPU: 2 GiB)."),
+    min_exact_match: float = typer.Option(None, "--min-exact-match", min=0.0, max=1.0, help="Exit 1 when the exact-match rate is below this."),
+    only_mismatches: bool = typer.Option(False, "--only-mismatches", help="List only requests that differ."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show vLLM/Transformers logs."),
+) -> None:
+    """Greedy-decode every prompt on HF Transformers and on vLLM, then compare token by token.
+
+    Both backends get the same prompt token ids (chat template applied once). Exit codes: 0 ok,
+    1 exact-match rate below --min-exact-match, 2 bad input.
+    """
+    quiet_model_libraries(verbose)
+    from hf2vllm.dtypes import normalise_dtype
+    from hf2vllm.errors import ParityGateError
+    from hf2vllm.parity.run import BackendChoice, CompareOptions, run_compare
+    from hf2vllm.report.json_file import write_report
+    from hf2vllm.report.terminal import render_report
+
+    vllm_options: dict[str, object] = {}
+    if max_model_len:
+        vllm_options["max_model_len"] = max_model_len
+    if kv_cache_gib:
+        vllm_options["kv_cache_gib"] = kv_cache_gib
+    if vllm_batch_size:
+        vllm_options["batch_size"] = vllm_batch_size
+    options = CompareOptions(
+        model=model,
+        prompts=prompts,
+        max_new_tokens=max_new_tokens,
+        dtype=normalise_dtype(dtype),
+        limit=limit,
+        max_model_len=max_model_len,
+        reference=BackendChoice(kind="hf", options={"batch_size": hf_batch_size}),
+        candidate=BackendChoice(kind="vllm", options=vllm_options),
+    )
+    console = Console()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bars:
+        status_task = None
+
+        def on_status(message: str) -> None:
+            nonlocal status_task
+            if status_task is not None:
+                bars.remove_task(status_task)
+            status_task = bars.add_task(message, total=None)
+
+        def progress(label: str, total: int):  # type: ignore[no-untyped-def]
+            if status_task is not None:
+                bars.update(status_task, visible=False)
+            task = bars.add_task(label, total=total)
+            return lambda n: bars.advance(task, n)
+
+        report = run_compare(options, progress=progress, on_status=on_status)
+    render_report(report, console, only_mismatches=only_mismatches)
+    if out:
+        path = write_report(report, out)
+        console.print(f"report written to {path}")
+    if min_exact_match is not None and report.summary.exact_match_rate < min_exact_match:
+        raise ParityGateError(
+            f"exact-match rate {report.summary.exact_match_rate:.3f} is below --min-exact-match {min_exact_match}"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare)

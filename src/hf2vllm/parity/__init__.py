@@ -1,0 +1,1 @@
+"""Comparing two backends' answers: pure comparison functions and the run that produces a report."""

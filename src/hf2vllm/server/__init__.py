@@ -1,0 +1,1 @@
+"""The served path: launching ``vllm serve`` and talking to OpenAI-compatible servers."""
