@@ -26,6 +26,9 @@ COMMAND_MODULES = [
     "models",
     "compare",
     "doctor",
+    "translate",
+    "plan",
+    "multimodal",
 ]
 
 for _name in COMMAND_MODULES:
