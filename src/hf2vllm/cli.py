@@ -27,8 +27,6 @@ COMMAND_MODULES = [
     "compare",
     "doctor",
     "translate",
-    "plan",
-    "multimodal",
 ]
 
 for _name in COMMAND_MODULES:
