@@ -1,4 +1,6 @@
-"""Helpers for the doctor tests (imported as ``doctor_support``; conftest.py holds the fixtures): write a rule example or fixture to disk, run the doctor CLI in-process.
+"""Helpers for the doctor tests (imported as ``doctor_support``; conftest.py holds the fixtures).
+
+Write a rule example or fixture to disk, run the doctor CLI in-process.
 
 The doctor needs no engine, so everything here runs in milliseconds; the CLI is invoked through the
 same ``register(app)`` hook that ``hf2vllm.cli`` uses, with the CLI's error-to-exit-code mapping.
@@ -8,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from doctor_support import FIXTURES, planted_bugs, run_doctor, write_example
+from doctor_support import planted_bugs, run_doctor, write_example
 
 from hf2vllm.doctor import RULES_BY_ID
 

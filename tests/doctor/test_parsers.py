@@ -41,7 +41,7 @@ def test_shell_serve_command_round_trips_flags_and_lines(flags, per_line, equals
         chunk = words[i:i + per_line]
         lines[-1] += " \\"
         lines.append("  " + " ".join(" ".join(w) for w in chunk))
-        for (name, _), _w in zip(flags[i:i + per_line], chunk):
+        for name, _ in flags[i:i + per_line]:
             expected_lines[name] = len(lines) + 1  # script starts with a shebang line
     lines[-1] += suffix
     script = "#!/bin/bash\n" + "\n".join(lines) + "\necho done\n"

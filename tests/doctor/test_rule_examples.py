@@ -6,11 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from doctor_support import write_example
 
 from hf2vllm.doctor import RULES, DoctorSettings, scan
 from hf2vllm.doctor.model import Severity
-
-from doctor_support import write_example
 
 IDS = [rule.id for rule in RULES]
 

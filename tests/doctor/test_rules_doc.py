@@ -18,7 +18,7 @@ def _doc_examples() -> dict[str, dict[str, dict[str, str]]]:
     text = DOC.read_text(encoding="utf-8")
     starts = [(m.group(1), m.start()) for m in _SECTION.finditer(text)]
     out: dict[str, dict[str, dict[str, str]]] = {}
-    for (rule_id, start), (_, end) in zip(starts, [*starts[1:], ("", len(text))]):
+    for (rule_id, start), (_, end) in zip(starts, [*starts[1:], ("", len(text))], strict=True):
         section = text[start:end]
         bad, good = section.split("**Bad**", 1)[1].split("**Good**", 1)
         out[rule_id] = {

@@ -63,7 +63,8 @@ HF_ONLY_SAMPLING_KWARGS: dict[str, HFOnlyKwarg] = {
     "generation_config": HFOnlyKwarg("pass the fields one by one; vLLM reads generation_config.json itself "
                                      "(`generation_config=\"auto\"` on `LLM`)"),
     "stopping_criteria": HFOnlyKwarg("use `stop=`/`stop_token_ids=`"),
-    "logits_processor": HFOnlyKwarg("vLLM logits processors are registered on the engine (`logits_processors=` on `LLM`)"),
+    "logits_processor": HFOnlyKwarg(
+        "vLLM logits processors are registered on the engine (`logits_processors=` on `LLM`)"),
     "guidance_scale": HFOnlyKwarg("classifier-free guidance has no vLLM equivalent"),
     "exponential_decay_length_penalty": HFOnlyKwarg("no vLLM equivalent"),
     "sequence_bias": HFOnlyKwarg("use `logit_bias=`"),

@@ -22,7 +22,7 @@ BOOLEAN_FLAGS = frozenset(
         "disable-frontend-multiprocessing", "enable-prompt-tokens-details", "enable-server-load-tracking",
         "enable-sleep-mode", "enable-request-id-headers", "enable-force-include-usage",
         "disable-fastapi-docs", "disable-sliding-window", "disable-cascade-attn", "skip-tokenizer-init",
-        "no-enable-prefix-caching", "async-scheduling", "no-async-scheduling",
+        "async-scheduling", "no-async-scheduling",
     }
 )
 

@@ -1,12 +1,19 @@
-"""Every rule the doctor knows, in id order: ``RULES`` is the single list docs, CLI and tests read."""
+"""Every rule the doctor knows, in id order: ``RULES`` is the single list docs, CLI and tests read.
+
+One module per theme: ``sampling`` (HVD001-005), ``prompts`` (006-008), ``pooling`` (009-011),
+``consistency`` (012-014), ``clients`` (015-017), ``serving`` (HVD1xx, launch commands).
+"""
 
 from __future__ import annotations
 
 from hf2vllm.doctor.model import Rule
-from hf2vllm.doctor.rules.python_rules import PYTHON_RULES
-from hf2vllm.doctor.rules.server_rules import SERVER_RULES
+from hf2vllm.doctor.rules import clients, consistency, pooling, prompts, sampling, serving
 
-RULES: tuple[Rule, ...] = tuple(sorted(PYTHON_RULES + SERVER_RULES, key=lambda r: r.id))
+RULES: tuple[Rule, ...] = tuple(sorted(
+    (obj for module in (sampling, prompts, pooling, consistency, clients, serving)
+     for obj in vars(module).values() if isinstance(obj, Rule)),
+    key=lambda rule: rule.id,
+))
 RULES_BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
 
 __all__ = ["RULES", "RULES_BY_ID"]
