@@ -193,6 +193,15 @@ def test_fix_renames_hf_kwargs_preserving_formatting_and_shows_diff(tmp_path: Pa
     assert "do_sample" in result.stdout and "2 fixed" in result.stdout
 
 
+def test_fix_and_columns_count_characters_not_bytes(tmp_path: Path) -> None:
+    source = 'from vllm import SamplingParams\np = SamplingParams(stop=["ü€"], max_new_tokens=4, temperature=0)\n'
+    (tmp_path / "gen.py").write_text(source, encoding="utf-8")
+    report = json.loads(run_doctor(["gen.py", "-f", "json"], tmp_path).stdout)
+    assert report["findings"][0]["column"] == source.splitlines()[1].index("max_new_tokens") + 1
+    run_doctor(["--fix", "gen.py"], tmp_path)
+    assert (tmp_path / "gen.py").read_text(encoding="utf-8") == source.replace("max_new_tokens", "max_tokens")
+
+
 def test_diff_previews_without_writing(tmp_path: Path) -> None:
     source = "from vllm import SamplingParams\np = SamplingParams(max_new_tokens=4, temperature=0)\n"
     (tmp_path / "gen.py").write_text(source, encoding="utf-8")

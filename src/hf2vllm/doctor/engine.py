@@ -13,14 +13,14 @@ import fnmatch
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 
 from hf2vllm import __version__
 from hf2vllm.doctor.context import DoctorSettings, FileContext, Place, ProjectFacts, Workload
-from hf2vllm.doctor.model import DoctorReport, DoctorSummary, FileKind, Finding, Rule, Severity
+from hf2vllm.doctor.model import DoctorReport, DoctorSummary, FileKind, Finding, Hit, Rule, Severity
 from hf2vllm.doctor.python_source import PythonModule
 from hf2vllm.doctor.rules import RULES
 from hf2vllm.doctor.serve import parse_number
@@ -182,6 +182,8 @@ def analyse(paths: Sequence[Path], settings: DoctorSettings, root: Path | None =
             if ctx.kind not in rule.applies_to:
                 continue
             for hit in rule.check(ctx):
+                if ctx.kind == "python":
+                    hit = _characters_not_bytes(hit, lines)
                 if is_suppressed(item.suppressions, rule.id, hit.line, hit.end_line):
                     suppressed += 1
                     continue
@@ -191,11 +193,27 @@ def analyse(paths: Sequence[Path], settings: DoctorSettings, root: Path | None =
                     message=hit.message, fix=rule.fix, fixable=hit.fixable,
                     source_line=lines[hit.line - 1] if 0 < hit.line <= len(lines) else "",
                 ))
-    findings = sorted(set_unique(findings), key=lambda f: (f.path, f.line, f.column, f.rule_id))
+    findings = sorted(_unique(findings), key=lambda f: (f.path, f.line, f.column, f.rule_id))
     return findings, len(parsed), suppressed, errors
 
 
-def set_unique(findings: list[Finding]) -> list[Finding]:
+def _char_column(lines: list[str], line: int, byte_column: int) -> int:
+    if not 0 < line <= len(lines):
+        return byte_column
+    return len(lines[line - 1].encode("utf-8")[: byte_column - 1].decode("utf-8", errors="ignore")) + 1
+
+
+def _characters_not_bytes(hit: Hit, lines: list[str]) -> Hit:
+    """``ast`` columns count UTF-8 bytes; editors, SARIF and libcst count characters."""
+    return replace(
+        hit,
+        column=_char_column(lines, hit.line, hit.column),
+        end_column=_char_column(lines, hit.end_line, hit.end_column)
+        if hit.end_line is not None and hit.end_column is not None else hit.end_column,
+    )
+
+
+def _unique(findings: list[Finding]) -> list[Finding]:
     seen: set[tuple] = set()
     out = []
     for f in findings:
