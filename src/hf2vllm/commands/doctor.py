@@ -56,7 +56,7 @@ def doctor(
     device_memory_gib: Annotated[float | None, typer.Option(
         "--device-memory-gib", help="Memory of one accelerator, GiB (HVD102; default 80).")] = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="pyproject.toml to read [tool.hf2vllm.doctor] from (default: nearest one).")] = None,
+        "--config", help="pyproject.toml to read the \\[tool.hf2vllm.doctor] table from (default: nearest one).")] = None,
 ) -> None:
     """Find HF -> vLLM migration bugs before they ship. Exit 1 on any error-level finding."""
     from rich.console import Console
