@@ -1,0 +1,50 @@
+"""Accelerators the planner knows by name, with the memory their driver reports."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from hf2vllm.errors import InputError
+
+GIB = 1024**3
+
+
+class Accelerator(BaseModel):
+    """One device model: total memory in GiB as ``torch.cuda.mem_get_info`` reports it."""
+
+    name: str
+    memory_gib: float
+    vendor: str = "nvidia"
+
+
+# Memory is what the driver exposes (nvidia-smi "Total"), which is a little under the marketing
+# figure; vLLM's --gpu-memory-utilization is a fraction of this number.
+ACCELERATORS: dict[str, Accelerator] = {
+    a.name: a
+    for a in [
+        Accelerator(name="H100-80GB", memory_gib=79.65),
+        Accelerator(name="H200", memory_gib=139.8),
+        Accelerator(name="B200", memory_gib=178.4),
+        Accelerator(name="A100-80GB", memory_gib=79.15),
+        Accelerator(name="A100-40GB", memory_gib=39.39),
+        Accelerator(name="L40S", memory_gib=44.39),
+        Accelerator(name="L4", memory_gib=22.03),
+        Accelerator(name="A10G", memory_gib=21.99),
+        Accelerator(name="RTX-4090", memory_gib=23.99),
+        Accelerator(name="MI300X", memory_gib=191.98, vendor="amd"),
+    ]
+}
+
+
+def resolve_accelerator(name: str | None, memory_gib: float | None) -> Accelerator:
+    """``--gpu NAME`` from the table, or ``--gpu-memory-gib`` for anything else."""
+    if memory_gib is not None:
+        if memory_gib <= 0:
+            raise InputError("--gpu-memory-gib must be positive")
+        return Accelerator(name=name or f"custom-{memory_gib:g}GiB", memory_gib=memory_gib)
+    if name is None:
+        raise InputError("give --gpu NAME or --gpu-memory-gib N (or --device cpu with --kv-cache-memory-gib)")
+    for key, accelerator in ACCELERATORS.items():
+        if key.lower() == name.lower():
+            return accelerator
+    raise InputError(f"--gpu {name!r}: unknown accelerator (known: {', '.join(ACCELERATORS)}; or use --gpu-memory-gib)")
