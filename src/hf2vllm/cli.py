@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "compare",
     "doctor",
     "translate",
+    "multimodal",
 ]
 
 for _name in COMMAND_MODULES:

@@ -38,11 +38,6 @@ def _get(settings: Any, key: str, default: Any = None) -> Any:
     return getattr(settings, key, default)
 
 
-def _size_value(size: Any, key: str) -> Any:
-    value = _get(size, key)
-    return value
-
-
 def idefics3_cost(
     width: int,
     height: int,
@@ -122,16 +117,16 @@ def image_cost(processor: Any, width: int, height: int, image_kwargs: dict[str, 
         newline_pair = len(processor.tokenizer("\n\n", add_special_tokens=False)["input_ids"])
         return idefics3_cost(
             width, height,
-            longest_edge=int(_size_value(size, "longest_edge")),
-            tile=int(_size_value(tile, "longest_edge")),
+            longest_edge=int(_get(size, "longest_edge")),
+            tile=int(_get(tile, "longest_edge")),
             image_seq_len=int(kwargs.get("image_seq_len", processor.image_seq_len)),
             do_image_splitting=bool(kwargs.get("do_image_splitting", ip.do_image_splitting)),
             newline_pair_tokens=newline_pair,
         )
     if hasattr(ip, "merge_size") and hasattr(ip, "patch_size"):
         size = kwargs.get("size", ip.size)
-        min_pixels = kwargs.get("min_pixels", _size_value(size, "shortest_edge"))
-        max_pixels = kwargs.get("max_pixels", _size_value(size, "longest_edge"))
+        min_pixels = kwargs.get("min_pixels", _get(size, "shortest_edge"))
+        max_pixels = kwargs.get("max_pixels", _get(size, "longest_edge"))
         return qwen2_vl_cost(
             width, height,
             patch_size=int(kwargs.get("patch_size", ip.patch_size)),
@@ -142,3 +137,81 @@ def image_cost(processor: Any, width: int, height: int, image_kwargs: dict[str, 
         f"no image-token formula for {name} yet (known: Idefics3/SmolVLM, Qwen2-VL family); "
         "the identity check still measures it on real inputs"
     )
+
+
+class RequestBudget(BaseModel):
+    """Token budget of one request: template text, image placeholders, and what generation adds."""
+
+    request_id: str
+    text_tokens: int = Field(description="Prompt tokens that are not image placeholders.")
+    images: list[ImageCost] = Field(default_factory=list)
+    max_new_tokens: int
+    max_model_len: int | None
+
+    @property
+    def image_placeholder_tokens(self) -> int:
+        return sum(img.placeholder_tokens for img in self.images)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.text_tokens + self.image_placeholder_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.max_new_tokens
+
+    @property
+    def fits(self) -> bool:
+        return self.max_model_len is None or self.total_tokens <= self.max_model_len
+
+
+def request_budgets(
+    requests: Any,
+    processor: Any,
+    *,
+    image_overrides: dict[str, Any] | None = None,
+    base_dir: Any = None,
+    max_new_tokens: int = 0,
+    max_model_len: int | None = None,
+) -> list[RequestBudget]:
+    """Budget every request from settings and image sizes alone (no pixels are processed).
+
+    The chat template is rendered exactly as ``prepare`` renders it; each image placeholder the
+    template wrote counts as the formula's span instead of its single token.
+    """
+    from PIL import Image
+
+    from hf2vllm.multimodal.placeholders import image_markers
+    from hf2vllm.multimodal.prepare import resolve_settings, split_messages
+
+    markers = image_markers(processor)
+    settings = resolve_settings(processor, image_overrides)
+    tokenizer = processor.tokenizer
+    marker_ids = len(tokenizer(markers.image_token, add_special_tokens=False)["input_ids"])
+    budgets = []
+    for req in requests:
+        if req.messages is None:
+            text, refs, add_special = req.prompt or "", [], True
+        else:
+            messages, refs = split_messages(req, markers, base_dir)
+            text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            add_special = False
+        n_ids = len(tokenizer(text, add_special_tokens=add_special)["input_ids"])
+        costs = []
+        for ref in refs:
+            if ref.path is not None:
+                with Image.open(ref.path) as img:  # reads the header only
+                    width, height = img.size
+            else:
+                width, height = ref.load().size
+            costs.append(image_cost(processor, width, height, settings))
+        budgets.append(
+            RequestBudget(
+                request_id=req.id,
+                text_tokens=n_ids - marker_ids * len(refs),
+                images=costs,
+                max_new_tokens=max_new_tokens,
+                max_model_len=max_model_len,
+            )
+        )
+    return budgets

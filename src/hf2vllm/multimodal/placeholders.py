@@ -67,14 +67,15 @@ def _added_special_tokens(tokenizer: Any) -> Iterable[str]:
 
 
 def typed_markers(text: str, markers: ImageMarkers) -> list[str]:
-    """Markers that occur in ``text``, longest first, without counting a marker inside a longer one."""
-    hits = []
+    """Markers that occur in ``text``, in order of appearance; a marker inside a longer one is not counted."""
+    hits: dict[str, int] = {}
     remaining = text
-    for marker in markers.markers:
-        if marker in remaining:
-            hits.append(marker)
-            remaining = remaining.replace(marker, " ")
-    return hits
+    for marker in markers.markers:  # longest first
+        pos = remaining.find(marker)
+        if pos >= 0:
+            hits[marker] = pos
+            remaining = remaining.replace(marker, "\0" * len(marker))
+    return sorted(hits, key=hits.__getitem__)
 
 
 def check_no_typed_placeholders(text: str, where: str, markers: ImageMarkers) -> None:

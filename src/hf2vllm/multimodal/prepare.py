@@ -77,9 +77,32 @@ def is_vision_language(model_path: str | Path) -> bool:
 
 
 def load_processor(model_path: str | Path, *, trust_remote_code: bool = False) -> Any:
-    from transformers import AutoProcessor
+    """The checkpoint's processor; on a machine without video support, the same class minus video.
 
-    return AutoProcessor.from_pretrained(str(model_path), trust_remote_code=trust_remote_code)
+    Qwen2-VL-family processors carry a video processor that needs torchvision; without it (CPU here)
+    ``AutoProcessor`` cannot load them at all, although images never use that part.
+    """
+    import json
+
+    import transformers
+    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
+
+    try:
+        return AutoProcessor.from_pretrained(str(model_path), trust_remote_code=trust_remote_code)
+    except (OSError, ImportError, AttributeError) as err:
+        config_file = Path(model_path) / "processor_config.json"
+        name = json.loads(config_file.read_text()).get("processor_class") if config_file.is_file() else None
+        processor_class = getattr(transformers, name, None) if name else None
+        if processor_class is None or "video_processor" not in processor_class.get_attributes():
+            raise InputError(f"cannot load the processor of {model_path}: {err}") from None
+    from hf2vllm.multimodal.tiny_vl import without_video_processor
+
+    template_file = Path(model_path) / "chat_template.jinja"
+    return without_video_processor(processor_class)(
+        image_processor=AutoImageProcessor.from_pretrained(str(model_path)),
+        tokenizer=AutoTokenizer.from_pretrained(str(model_path)),
+        chat_template=template_file.read_text() if template_file.is_file() else None,
+    )
 
 
 def resolve_settings(processor: Any, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

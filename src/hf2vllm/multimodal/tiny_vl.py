@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from hf2vllm.errors import InputError
 
@@ -228,8 +228,11 @@ def _build_qwen2_vl(spec: TinyVLSpec, text_source: Path, out: Path) -> None:
     image_processor = Qwen2VLImageProcessor(
         min_pixels=spec.min_pixels, max_pixels=spec.max_pixels, patch_size=14, merge_size=2, temporal_patch_size=2
     )
-    processor = Qwen2VLProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN2_VL_CHAT_TEMPLATE
+    video_processor = video_processor_or_none("Qwen2VLVideoProcessor")
+    processor_class = Qwen2VLProcessor if video_processor is not None else without_video_processor(Qwen2VLProcessor)
+    processor = processor_class(
+        image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
+        chat_template=QWEN2_VL_CHAT_TEMPLATE,
     )
     vocab = _padded_vocab(len(tokenizer))
     head_dim = spec.text_hidden // 4
@@ -269,6 +272,36 @@ def _build_qwen2_vl(spec: TinyVLSpec, text_source: Path, out: Path) -> None:
     torch.manual_seed(spec.seed)
     model = Qwen2VLForConditionalGeneration(config)
     _save(model, processor, out, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+
+
+def without_video_processor(processor_class: type) -> type:
+    """``processor_class`` without its video sub-processor, for machines where Transformers has none.
+
+    Without torchvision (CPU here) Transformers' video-processor registry is a dummy and a
+    ``Qwen2VLProcessor`` cannot even be constructed or loaded. Images never touch the video processor,
+    so this subclass drops that one attribute. It keeps the original class name, so the saved
+    ``processor_config.json`` names the real class and loads normally where torchvision exists.
+    """
+
+    @classmethod  # type: ignore[misc]
+    def get_attributes(cls: type) -> list[str]:
+        return [a for a in processor_class.get_attributes() if a != "video_processor"]
+
+    return type(
+        processor_class.__name__,
+        (processor_class,),
+        {"get_attributes": get_attributes, "__module__": processor_class.__module__},
+    )
+
+
+def video_processor_or_none(class_name: str) -> Any:
+    """An instance of Transformers' video processor ``class_name``, or None where it needs torchvision."""
+    import transformers
+
+    try:
+        return getattr(transformers, class_name)()
+    except (ImportError, AttributeError):
+        return None
 
 
 def _save(model, processor, out: Path, *, eos_token_id: int, pad_token_id: int | None) -> None:
