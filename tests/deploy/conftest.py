@@ -52,3 +52,11 @@ def deploy_cli():
         return CliResult(done.returncode, done.stdout, done.stderr)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def bundled_model_path() -> Path:
+    """The bundled SmolLM2-135M checkpoint (built once into the hf2vllm cache)."""
+    from hf2vllm.models import bundled_model_path as bundled
+
+    return bundled()

@@ -202,6 +202,12 @@ def _layer_kinds(model_type: str, text: Any, n_layers: int, raw: dict[str, Any])
         period = _require(text, "attn_layer_period", "config.json")
         offset = getattr(text, "attn_layer_offset", 0)
         return [LayerKind.FULL if i % period == offset else LayerKind.MAMBA for i in range(n_layers)]
+    for exotic in ("attn_type_list", "linear_attn_config", "layers_block_type", "hybrid_override_pattern"):
+        if exotic in raw:
+            raise InputError(
+                f"config.json: `{exotic}` describes an attention layout hf2vllm cannot size "
+                f"(model_type {model_type!r})"
+            )
     layer_types = getattr(text, "layer_types", None)
     if layer_types:
         if len(layer_types) < n_layers:
@@ -221,12 +227,6 @@ def _layer_kinds(model_type: str, text: Any, n_layers: int, raw: dict[str, Any])
                     "cannot size (supported: full_attention, sliding_attention, MLA, Jamba mamba)"
                 )
         return kinds
-    for exotic in ("attn_type_list", "linear_attn_config", "layers_block_type", "hybrid_override_pattern"):
-        if exotic in raw:
-            raise InputError(
-                f"config.json: `{exotic}` describes an attention layout hf2vllm cannot size "
-                f"(model_type {model_type!r})"
-            )
     if getattr(text, "sliding_window", None) and getattr(text, "use_sliding_window", True) is not False:
         return [LayerKind.SLIDING] * n_layers
     return [LayerKind.FULL] * n_layers
