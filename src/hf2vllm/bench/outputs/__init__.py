@@ -1,0 +1,1 @@
+"""Views of a ``BenchReport``: JSON (the schema itself), CSV, a Rich table, HTML with inline SVG, markdown."""

@@ -1,0 +1,223 @@
+"""``hf2vllm bench``: offline HF-vs-vLLM benchmark, served load generator, A/B comparison, the suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from hf2vllm.commands.quiet import quiet_model_libraries
+
+bench_app = typer.Typer(help="Benchmarks: HF vs vLLM offline, a served load generator, A/B comparison.",
+                        no_args_is_help=True)
+
+
+def _csv_ints(text: str, option: str) -> list[int]:
+    from hf2vllm.errors import InputError
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{option}: expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise InputError(f"{option}: expected positive integers, got {text!r}")
+    return values
+
+
+def _bars(console: Console):  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console)
+
+
+def _write_outputs(report, out: Path | None, console: Console) -> None:  # type: ignore[no-untyped-def]
+    if out is None:
+        return
+    from hf2vllm.bench.outputs.csv_file import write_csv
+    from hf2vllm.bench.outputs.html import write_html
+    from hf2vllm.bench.outputs.json_file import write_json
+
+    paths = [write_json(report, out / "bench.json"), *write_csv(report, out), write_html(report, out / "bench.html")]
+    console.print("written: " + ", ".join(str(p) for p in paths))
+
+
+@bench_app.command("offline")
+def offline(
+    model: str = typer.Option(None, "--model", "-m", help="Checkpoint dir or cached model name (default: bundled)."),
+    prompts: Path = typer.Option(None, "--prompts", "-p", help="JSONL prompt file (default: the bundled set)."),
+    limit: int = typer.Option(16, "--limit", min=1, help="Use the first N requests."),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1),
+    fixed_length: bool = typer.Option(True, "--fixed-length/--stop-at-eos",
+                                      help="Generate exactly --max-new-tokens on both backends (default)."),
+    batch_sizes: str = typer.Option("1,4,8,16,32,64", "--batch-sizes", help="HF batch sizes to sweep."),
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Timed repetitions per mode (spread is reported)."),
+    sweep_time_cap: float = typer.Option(600.0, "--sweep-time-cap", help="Seconds before the HF sweep stops."),
+    dtype: str = typer.Option("float32", "--dtype"),
+    kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="vLLM KV cache size (CPU default 2 GiB)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write DIR/bench.json, CSV and bench.html."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show vLLM/Transformers logs."),
+) -> None:
+    """HF sequential, HF batched (swept), a plain generate() loop, vLLM one-at-a-time and all-at-once."""
+    quiet_model_libraries(verbose)
+    from hf2vllm.bench.machine import collect_machine, finish_machine
+    from hf2vllm.bench.offline import OfflineBenchOptions, run_offline
+    from hf2vllm.bench.outputs.terminal import render_report
+    from hf2vllm.bench.schema import BenchReport
+    from hf2vllm.dtypes import normalise_dtype
+
+    options = OfflineBenchOptions(model=model, prompts=prompts, limit=limit, max_new_tokens=max_new_tokens,
+                                  fixed_output_length=fixed_length, dtype=normalise_dtype(dtype),
+                                  batch_sizes=_csv_ints(batch_sizes, "--batch-sizes"), repeats=repeats,
+                                  sweep_time_cap_s=sweep_time_cap, kv_cache_gib=kv_cache_gib)
+    console = Console()
+    report = BenchReport(kind="offline", machine=collect_machine())
+    with console.status("starting") as spinner:
+        def on_modes(modes):  # type: ignore[no-untyped-def]
+            # Partial results on disk after each backend: a long run cut short keeps what it measured.
+            if out is not None:
+                from hf2vllm.bench.outputs.json_file import write_json
+
+                partial = report.model_copy(update={"notes": [f"partial: {len(modes)} modes so far"]})
+                out.mkdir(parents=True, exist_ok=True)
+                write_json(partial, out / "bench.partial.json")
+
+        report.offline = run_offline(options, on_status=lambda m: spinner.update(m), on_modes=on_modes)
+    report.machine = finish_machine(report.machine)
+    if fixed_length:
+        report.notes.append("fixed output length: every request generates exactly max_new_tokens tokens on both backends")
+    render_report(report, console)
+    _write_outputs(report, out, console)
+
+
+@bench_app.command("serve")
+def serve(
+    url: str = typer.Argument(..., help="OpenAI base URL, e.g. http://127.0.0.1:8000/v1"),
+    model: str = typer.Option(None, "--model", help="Served model name (default: the first /models entry)."),
+    prompts: Path = typer.Option(None, "--prompts", "-p", help="JSONL prompts (chat -> /chat/completions, "
+                                                              "prompt -> /completions). Default: bundled set."),
+    max_tokens: int = typer.Option(64, "--max-tokens", min=1, help="Output tokens per request."),
+    fixed_length: bool = typer.Option(True, "--fixed-length/--stop-at-eos", help="Send ignore_eos (vLLM)."),
+    concurrency: str = typer.Option(None, "--concurrency", "-c", help="Closed-loop levels, e.g. 1,4,16."),
+    rate: str = typer.Option(None, "--rate", "-r", help="Open-loop Poisson rates in req/s, e.g. 1,2,inf."),
+    burstiness: float = typer.Option(1.0, "--burstiness", min=0.01, help="Gamma shape: 1 Poisson, <1 burstier."),
+    requests: int = typer.Option(32, "--requests", "-n", min=1, help="Measured requests per level."),
+    warmup: int = typer.Option(2, "--warmup", min=0, help="Unmeasured warm-up requests per level."),
+    time_cap: float = typer.Option(120.0, "--time-cap", help="Seconds per level after which no request starts."),
+    slo_ttft_ms: float = typer.Option(None, "--slo-ttft-ms", help="Goodput SLO: TTFT bound in ms."),
+    slo_tpot_ms: float = typer.Option(None, "--slo-tpot-ms", help="Goodput SLO: TPOT bound in ms."),
+    slo_e2e_ms: float = typer.Option(None, "--slo-e2e-ms", help="Goodput SLO: end-to-end bound in ms."),
+    slo_attainment: float = typer.Option(0.9, "--slo-attainment", min=0.01, max=1.0,
+                                         help="Fraction of requests that must meet the SLOs for a level to hold."),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="Env var holding the API key (never logged)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write DIR/bench.json, CSV and bench.html."),
+) -> None:
+    """Load-test an OpenAI-compatible server: TTFT, TPOT, ITL, E2E, throughput, goodput, saturation."""
+    import asyncio
+
+    from hf2vllm.bench.machine import collect_machine, finish_machine
+    from hf2vllm.bench.outputs.terminal import render_report
+    from hf2vllm.bench.schema import SLO, BenchReport
+    from hf2vllm.bench.serve.profiles import parse_number_list
+    from hf2vllm.bench.serve.runner import ServeOptions, run_serve, workload_from_requests
+    from hf2vllm.errors import InputError
+    from hf2vllm.requests import bundled_prompts_path, load_requests
+
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"URL: expected http(s)://host:port/v1, got {url!r}")
+    try:
+        levels = [int(v) for v in parse_number_list(concurrency, name="--concurrency")] if concurrency else []
+        rates = parse_number_list(rate, name="--rate", allow_inf=True) if rate else []
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    if not levels and not rates:
+        levels = [1, 4]
+    source = prompts or bundled_prompts_path()
+    items = workload_from_requests(load_requests(source), max_tokens=max_tokens, fixed_output_length=fixed_length)
+    options = ServeOptions(url=url.rstrip("/"), model=model, api_key_env=api_key_env, concurrency=levels, rates=rates,
+                           burstiness=burstiness, max_requests=requests, warmup_requests=warmup, time_cap_s=time_cap,
+                           slo=SLO(ttft_ms=slo_ttft_ms, tpot_ms=slo_tpot_ms, e2e_ms=slo_e2e_ms),
+                           slo_attainment_target=slo_attainment)
+    console = Console()
+    report = BenchReport(kind="serve", machine=collect_machine())
+    with _bars(console) as bars:
+        def progress(label: str, total: int):  # type: ignore[no-untyped-def]
+            task = bars.add_task(label, total=total)
+            return lambda n: bars.advance(task, n)
+
+        report.serve = asyncio.run(run_serve(options, items, prompt_source=str(source), progress=progress))
+    report.machine = finish_machine(report.machine)
+    render_report(report, console)
+    _write_outputs(report, out, console)
+
+
+@bench_app.command("compare")
+def compare(
+    a: Path = typer.Argument(..., help="bench.json of run A"),
+    b: Path = typer.Argument(..., help="bench.json of run B"),
+    noise: float = typer.Option(0.05, "--noise", min=0.0, help="Relative difference always treated as noise."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the comparison as JSON."),
+) -> None:
+    """Two runs side by side: ratios B/A and whether each difference exceeds run-to-run noise."""
+    from hf2vllm.bench.compare_runs import compare_reports, render_comparison
+    from hf2vllm.bench.outputs.json_file import read_json
+
+    comparison = compare_reports(read_json(a), read_json(b), noise_floor=noise, a_label=str(a), b_label=str(b))
+    console = Console()
+    if not comparison.rows:
+        console.print("no quantity appears in both reports (different modes or load levels)")
+    else:
+        render_comparison(comparison, console)
+    if json_out is not None:
+        json_out.write_text(comparison.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+@bench_app.command("suite")
+def suite(
+    out: Path = typer.Option(Path("docs/bench"), "--out", "-o", help="Directory for bench.json, CSV, HTML, logs."),
+    markdown: Path = typer.Option(Path("docs/benchmarks.md"), "--markdown", help="Markdown page to (re)write."),
+    requests: int = typer.Option(16, "--requests", min=1),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1),
+    decay_tokens: int = typer.Option(256, "--decay-tokens", min=2),
+    decay_bucket: int = typer.Option(64, "--decay-bucket", min=1),
+    rounds: int = typer.Option(2, "--crosscheck-rounds", min=1),
+    verbose: bool = typer.Option(False, "--verbose"),
+) -> None:
+    """What `make bench` runs: offline, decay, a served sweep and the cross-check vs `vllm bench serve`."""
+    quiet_model_libraries(verbose)
+    from hf2vllm.bench.outputs.terminal import render_report
+    from hf2vllm.bench.suite import SuiteOptions, run_suite
+
+    options = SuiteOptions(out_dir=out, markdown=markdown, requests=requests, max_new_tokens=max_new_tokens,
+                           decay_tokens=decay_tokens, decay_bucket=decay_bucket, crosscheck_rounds=rounds)
+    console = Console()
+    with console.status("starting") as spinner:
+        report = run_suite(options, on_status=lambda m: (spinner.update(m), console.log(m)))
+    render_report(report, console)
+    console.print(f"written: {out}/bench.json, CSV, {out}/bench.html, {markdown}")
+
+
+@bench_app.command("docs")
+def docs(
+    report_json: Path = typer.Argument(Path("docs/bench/bench.json"), help="bench.json to render"),
+    markdown: Path = typer.Option(Path("docs/benchmarks.md"), "--markdown"),
+) -> None:
+    """Re-render docs/benchmarks.md (and bench.html next to the JSON) from a bench.json."""
+    from hf2vllm.bench.outputs.html import write_html
+    from hf2vllm.bench.outputs.json_file import read_json
+    from hf2vllm.bench.outputs.markdown import write_markdown
+
+    report = read_json(report_json)
+    rel = report_json.parent.resolve()
+    try:
+        prefix = rel.relative_to(markdown.parent.resolve()).as_posix()
+    except ValueError:
+        prefix = str(rel)
+    write_markdown(report, markdown, json_name=f"{prefix}/bench.json", html_name=f"{prefix}/bench.html")
+    write_html(report, report_json.parent / "bench.html")
+    Console().print(f"written: {markdown}, {report_json.parent / 'bench.html'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")
