@@ -23,6 +23,12 @@ TEST_MAX_NEW_TOKENS = 24
 
 
 @pytest.fixture(scope="session")
+def vl_limits() -> dict[str, int]:
+    """Generation length and context used by every engine test here."""
+    return {"max_new_tokens": TEST_MAX_NEW_TOKENS, "max_model_len": TINY_VL_MAX_MODEL_LEN}
+
+
+@pytest.fixture(scope="session")
 def tiny_vl_path() -> Path:
     from hf2vllm.multimodal.tiny_vl import ensure_tiny_vl
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from hf2vllm.backends.base import Backend, GenerationResult, ProgressCallback, StepLogprobs, register_backend
 from hf2vllm.dtypes import resolve_torch_dtype
+from hf2vllm.multimodal.hf_generate import generate_vl, load_vl_model
+from hf2vllm.multimodal.prepare import is_vision_language, load_processor
 from hf2vllm.requests import PreparedRequest
 from hf2vllm.spec import GenerationSpec
 
@@ -43,9 +45,17 @@ class HFBackend(Backend):
         extra: dict[str, Any] = {}
         if attn_implementation:
             extra["attn_implementation"] = attn_implementation
-        self.model = AutoModelForCausalLM.from_pretrained(
-            model, dtype=resolve_torch_dtype(dtype), trust_remote_code=trust_remote_code, **extra
-        ).to(device)
+        # A vision-language checkpoint needs its processor and image-text model class (multimodal/).
+        self.processor = None
+        if is_vision_language(model):
+            self.processor = load_processor(model, trust_remote_code=trust_remote_code)
+            self.model = load_vl_model(
+                model, dtype=resolve_torch_dtype(dtype), device=device, trust_remote_code=trust_remote_code
+            )
+        else:
+            self.model = AutoModelForCausalLM.from_pretrained(
+                model, dtype=resolve_torch_dtype(dtype), trust_remote_code=trust_remote_code, **extra
+            ).to(device)
         self.model.eval()
         self.pad_token_id = self._pad_token_id()
         torch.set_grad_enabled(False)
@@ -70,6 +80,8 @@ class HFBackend(Backend):
     ) -> list[GenerationResult]:
         import torch
 
+        if self.processor is not None:
+            return self._generate_vl(requests, spec, progress)
         order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt_token_ids))
         results: dict[int, GenerationResult] = {}
         gen_kwargs = spec.to_hf_generate_kwargs()
@@ -111,6 +123,29 @@ class HFBackend(Backend):
             if progress:
                 progress(len(batch_idx))
         return [results[i] for i in range(len(requests))]
+
+    def _generate_vl(
+        self, requests: Sequence[PreparedRequest], spec: GenerationSpec, progress: ProgressCallback | None
+    ) -> list[GenerationResult]:
+        """VL models: one request at a time with the processor's pixels (see multimodal/hf_generate.py)."""
+
+        def finish(req: PreparedRequest, tokens: list[int], out: Any) -> GenerationResult:
+            tokens = _trim_after_stop(tokens, spec, self.pad_token_id)
+            steps = None
+            if spec.logprobs is not None:
+                steps = _logprobs_from_logits(out.logits, 0, tokens, spec.logprobs)
+            return GenerationResult(
+                request_id=req.id,
+                output_token_ids=tokens,
+                text=self.tokenizer.decode(tokens, skip_special_tokens=True),
+                finish_reason=_finish_reason(tokens, spec),
+                logprobs=steps,
+            )
+
+        return generate_vl(
+            self.model, self.processor, requests, spec,
+            pad_token_id=self.pad_token_id, device=self.device, finish=finish, progress=progress,
+        )
 
     def close(self) -> None:
         del self.model

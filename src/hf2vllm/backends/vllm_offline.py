@@ -11,6 +11,8 @@ from typing import Any
 from hf2vllm.backends.base import Backend, GenerationResult, ProgressCallback, StepLogprobs, register_backend
 from hf2vllm.dtypes import normalise_dtype
 from hf2vllm.errors import BackendUnavailableError
+from hf2vllm.multimodal.integration import has_images
+from hf2vllm.multimodal.prepare import engine_prompt
 from hf2vllm.requests import PreparedRequest
 from hf2vllm.spec import GenerationSpec
 
@@ -113,11 +115,23 @@ class VLLMBackend(Backend):
         results: list[GenerationResult] = []
         for start in range(0, len(requests), chunk):
             part = requests[start : start + chunk]
-            prompts = [{"prompt_token_ids": list(r.prompt_token_ids)} for r in part]
+            if has_images(part):
+                self.verify_multimodal_inputs(part)
+            prompts = [engine_prompt(r) for r in part]
             outputs = self.llm.generate(prompts, params, use_tqdm=_progress_bar(progress))
             for req, out in zip(part, outputs, strict=True):
                 results.append(to_generation_result(req.id, out.outputs[0], spec.logprobs or 0))
         return results
+
+    def verify_multimodal_inputs(self, requests: Sequence[PreparedRequest]) -> None:
+        """Before generating: prove vLLM expands every image as the HF processor did (same token
+        sequence, placeholder counts and pixel grid), else raise with the cause (multimodal/identity.py)."""
+        from hf2vllm.multimodal.identity import check_input_identity
+        from hf2vllm.multimodal.prepare import load_processor
+
+        if getattr(self, "_processor", None) is None:
+            self._processor = load_processor(self.model_path)
+        check_input_identity(self.llm, self._processor, requests).raise_on_mismatch()
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

@@ -24,6 +24,12 @@ def compare(
     kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="vLLM KV cache size (default on CPU: 2 GiB)."),
     min_exact_match: float = typer.Option(None, "--min-exact-match", min=0.0, max=1.0, help="Exit 1 when the exact-match rate is below this."),
     only_mismatches: bool = typer.Option(False, "--only-mismatches", help="List only requests that differ."),
+    mm_processor_kwargs: str = typer.Option(
+        None, "--mm-processor-kwargs", help='VL models: image settings for both sides, JSON, e.g. \'{"size": {"longest_edge": 128}}\'.'
+    ),
+    vllm_mm_processor_kwargs: str = typer.Option(
+        None, "--vllm-mm-processor-kwargs", help="VL models: vLLM-only image settings (reproduce a migrated script; the input check explains the mismatch)."
+    ),
     verbose: bool = typer.Option(False, "--verbose", help="Show vLLM/Transformers logs."),
 ) -> None:
     """Greedy-decode every prompt on HF Transformers and on vLLM, then compare token by token.
@@ -45,6 +51,12 @@ def compare(
         vllm_options["kv_cache_gib"] = kv_cache_gib
     if vllm_batch_size:
         vllm_options["batch_size"] = vllm_batch_size
+    from hf2vllm.commands.multimodal import parse_json_option
+
+    shared_mm = parse_json_option(mm_processor_kwargs, "--mm-processor-kwargs")
+    vllm_mm = parse_json_option(vllm_mm_processor_kwargs, "--vllm-mm-processor-kwargs")
+    if vllm_mm is not None:
+        vllm_options["mm_processor_kwargs"] = {**(shared_mm or {}), **vllm_mm}
     options = CompareOptions(
         model=model,
         prompts=prompts,
@@ -54,6 +66,7 @@ def compare(
         max_model_len=max_model_len,
         reference=BackendChoice(kind="hf", options={"batch_size": hf_batch_size}),
         candidate=BackendChoice(kind="vllm", options=vllm_options),
+        mm_processor_kwargs=shared_mm,
     )
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

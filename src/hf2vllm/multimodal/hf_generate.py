@@ -38,10 +38,14 @@ def generate_vl(
     *,
     pad_token_id: int,
     device: str = "cpu",
-    finish: Callable[[PreparedRequest, list[int], Any, int], GenerationResult],
+    finish: Callable[[PreparedRequest, list[int], Any], GenerationResult],
     progress: Callable[[int], None] | None = None,
 ) -> list[GenerationResult]:
-    """Greedy/sampled generation per request; ``finish`` turns output ids into a result (backend-owned)."""
+    """Greedy/sampled generation per request.
+
+    ``finish(request, new_token_ids, generate_output)`` turns one row into a result (the backend owns
+    trimming, decoding and logprobs, identical to its text path).
+    """
     import torch
 
     gen_kwargs = spec.to_hf_generate_kwargs()
@@ -75,7 +79,7 @@ def generate_vl(
                 **gen_kwargs,
             )
         width = inputs["input_ids"].shape[1]
-        results.append(finish(req, out.sequences[0, width:].tolist(), out, 0))
+        results.append(finish(req, out.sequences[0, width:].tolist(), out))
         if progress:
             progress(1)
     return results

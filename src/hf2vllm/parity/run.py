@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from hf2vllm.backends.base import Backend, GenerationResult, backend_class, create_backend
 from hf2vllm.environment import collect_environment
 from hf2vllm.errors import InputError
+from hf2vllm.multimodal.integration import has_images, prepare_vl_prompt_set, vllm_engine_options
+from hf2vllm.multimodal.prepare import is_vision_language
 from hf2vllm.parity.compare import common_prefix_fraction, exact_match_rate, first_divergence, token_at
 from hf2vllm.report.schema import BackendRunSummary, CompareReport, ParitySummary, RequestComparison
 from hf2vllm.requests import PreparedRequest, bundled_prompts_path, load_requests, prepare_requests
@@ -51,6 +53,9 @@ class CompareOptions(BaseModel):
     spec: GenerationSpec | None = Field(None, description="Generation settings; None = greedy.")
     reference: BackendChoice = Field(default_factory=lambda: BackendChoice(kind="hf"))
     candidate: BackendChoice = Field(default_factory=lambda: BackendChoice(kind="vllm"))
+    mm_processor_kwargs: dict[str, Any] | None = Field(
+        None, description="VL models: image settings for both sides (HF processor call, vLLM mm_processor_kwargs)."
+    )
 
 
 class BackendRun(BaseModel):
@@ -121,6 +126,11 @@ def prepare_prompt_set(options: CompareOptions, model_path: Path, tokenizer: Any
     if options.limit:
         requests = requests[: options.limit]
     context = options.max_model_len or model_context_length(model_path)
+    if is_vision_language(model_path):
+        return prepare_vl_prompt_set(
+            requests, model_path, prompts_path=options.prompts or bundled_prompts_path(),
+            overrides=options.mm_processor_kwargs, max_model_len=context, max_new_tokens=options.max_new_tokens,
+        )
     return prepare_requests(requests, tokenizer, max_model_len=context, max_new_tokens=options.max_new_tokens)
 
 
@@ -213,7 +223,10 @@ def run_compare(
         if backend is None:
             if on_status:
                 on_status(f"loading {choice.kind} backend")
-            backend = create_backend(choice.kind, model=model_path, dtype=options.dtype, **choice.options)
+            vl_options = vllm_engine_options(choice.kind, requests)
+            backend = create_backend(
+                choice.kind, model=model_path, dtype=options.dtype, **{**vl_options, **choice.options}
+            )
         try:
             callback = progress(f"{choice.kind} generate", len(requests)) if progress else None
             results, seconds = run_backend(backend, requests, spec, callback)
