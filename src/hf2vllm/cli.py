@@ -27,6 +27,8 @@ COMMAND_MODULES = [
     "compare",
     "doctor",
     "translate",
+    "serve",
+    "check_server",
     "multimodal",
     "bench",
 ]

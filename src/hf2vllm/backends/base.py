@@ -75,7 +75,11 @@ class Backend(ABC):
 
 
 _REGISTRY: dict[str, Callable[..., Backend]] = {}
-_MODULES = {"hf": "hf2vllm.backends.hf", "vllm": "hf2vllm.backends.vllm_offline"}
+_MODULES = {
+    "hf": "hf2vllm.backends.hf",
+    "vllm": "hf2vllm.backends.vllm_offline",
+    "server": "hf2vllm.backends.openai_server",
+}
 
 
 def register_backend(kind: str) -> Callable[[type[Backend]], type[Backend]]:

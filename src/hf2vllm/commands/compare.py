@@ -31,6 +31,19 @@ def compare(
         None, "--vllm-mm-processor-kwargs", help="VL models: vLLM-only image settings (reproduce a migrated script; the input check explains the mismatch)."
     ),
     verbose: bool = typer.Option(False, "--verbose", help="Show vLLM/Transformers logs."),
+    reference: str = typer.Option("hf", "--reference", help="hf | vllm | server: the side migrated from."),
+    candidate: str = typer.Option(None, "--candidate", help="hf | vllm | server (default: vllm; server when --server is given)."),
+    server: str = typer.Option(None, "--server", help="OpenAI base URL of a running server (http://HOST:PORT/v1) for a server side."),
+    served_model: str = typer.Option(None, "--served-model", help="Server side: model name (default: the only one served)."),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="Server side: environment variable holding the API key."),
+    concurrency: int = typer.Option(64, "--concurrency", min=1, help="Server side: requests in flight."),
+    stream: bool = typer.Option(False, "--stream", help="Server side: stream answers (records time to first token)."),
+    journal: Path = typer.Option(None, "--journal", help="Server side: journal each answer to this JSONL file."),
+    resume: bool = typer.Option(False, "--resume", help="Server side: skip the requests already in --journal."),
+    request_timeout: float = typer.Option(120.0, "--request-timeout", help="Server side: seconds per attempt."),
+    max_retries: int = typer.Option(6, "--max-retries", min=0, help="Server side: retries on 429/5xx/connection errors."),
+    requests_per_minute: float = typer.Option(None, "--requests-per-minute", help="Server side: client-side limit (external APIs; off by default)."),
+    tokens_per_minute: float = typer.Option(None, "--tokens-per-minute", help="Server side: client-side limit (external APIs; off by default)."),
 ) -> None:
     """Greedy-decode every prompt on HF Transformers and on vLLM, then compare token by token.
 
@@ -57,6 +70,16 @@ def compare(
     vllm_mm = parse_json_option(vllm_mm_processor_kwargs, "--vllm-mm-processor-kwargs")
     if vllm_mm is not None:
         vllm_options["mm_processor_kwargs"] = {**(shared_mm or {}), **vllm_mm}
+    from hf2vllm.server.compare_sides import client_summary_lines, resolve_sides, server_options
+
+    sides = resolve_sides(reference, candidate, server)
+    side_options: dict[str, dict[str, object]] = {"hf": {"batch_size": hf_batch_size}, "vllm": vllm_options}
+    if server:
+        side_options["server"] = server_options(
+            server, served_model=served_model, api_key_env=api_key_env, concurrency=concurrency, stream=stream,
+            journal=str(journal) if journal else None, resume=resume, timeout_s=request_timeout,
+            max_retries=max_retries, requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute,
+        )
     options = CompareOptions(
         model=model,
         prompts=prompts,
@@ -64,8 +87,8 @@ def compare(
         dtype=normalise_dtype(dtype),
         limit=limit,
         max_model_len=max_model_len,
-        reference=BackendChoice(kind="hf", options={"batch_size": hf_batch_size}),
-        candidate=BackendChoice(kind="vllm", options=vllm_options),
+        reference=BackendChoice(kind=sides[0], options=side_options[sides[0]]),
+        candidate=BackendChoice(kind=sides[1], options=side_options[sides[1]]),
         mm_processor_kwargs=shared_mm,
     )
     console = Console()
@@ -87,6 +110,8 @@ def compare(
 
         report = run_compare(options, progress=progress, on_status=on_status)
     render_report(report, console, only_mismatches=only_mismatches)
+    for line in client_summary_lines(report.backends):
+        console.print(line)
     if out:
         path = write_report(report, out)
         console.print(f"report written to {path}")
