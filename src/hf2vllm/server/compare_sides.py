@@ -6,6 +6,7 @@ and ``--candidate`` pick any two of hf, vllm, server.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hf2vllm.errors import InputError
@@ -45,6 +46,9 @@ def server_options(
     """Options for ``create_backend("server", ...)`` from the CLI's flags."""
     if resume and not journal:
         raise InputError("--resume needs --journal PATH (the journal of the run to resume)")
+    if journal and not resume and Path(journal).is_file() and Path(journal).stat().st_size > 0:
+        # Checked here, before the other side spends minutes generating.
+        raise InputError(f"journal {journal} already exists: pass --resume to continue that run, or remove it")
     options: dict[str, Any] = {
         "base_url": server, "served_model": served_model, "api_key_env": api_key_env,
         "max_concurrency": concurrency, "stream": stream, "journal": journal, "resume": resume,
