@@ -35,5 +35,13 @@ run: model
 test: model browser
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# Offline HF-vs-vLLM modes, decay curves, a served sweep and the cross-check against `vllm bench serve`
+# on the bundled model (~10 min on an idle 2-core machine); writes docs/bench/ and docs/benchmarks.md.
+# BENCH_ARGS shrinks the workload on a busy machine, e.g. BENCH_ARGS="--requests 8 --max-new-tokens 16".
+BENCH_DIR ?= docs/bench
+BENCH_ARGS ?=
+bench: model
+	$(HF2VLLM) bench suite --out $(BENCH_DIR) --markdown docs/benchmarks.md $(BENCH_ARGS)
+
 clean:
 	rm -rf runs .pytest_cache

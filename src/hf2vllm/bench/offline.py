@@ -170,7 +170,6 @@ def run_hf_modes(
     """HF sequential, the batch-size sweep and the plain loop on an already-loaded ``HFBackend``."""
     status = on_status or (lambda _msg: None)
     results: list[OfflineModeResult] = []
-    n = len(requests)
     original_batch_size = backend.batch_size
     _warm_up(backend, requests, spec)
 
@@ -203,7 +202,6 @@ def run_hf_modes(
 
         timed = _time_runs(plain, options.repeats)
         results.append(_mode_result("hf_plain_loop", f"plain HF loop (bs={bs})", "hf", bs, requests, timed))
-    del n
     return results
 
 
@@ -357,13 +355,13 @@ def run_offline(
     hf_backend: Backend | None = None,
     vllm_backend: Backend | None = None,
     on_status: StatusCallback | None = None,
-    on_modes: Callable[[list[OfflineModeResult]], None] | None = None,
+    on_progress: Callable[[OfflineReport], None] | None = None,
 ) -> OfflineReport:
     """Run every requested mode and build the report.
 
     Backends passed in are reused and left open (tests share one engine); missing ones are created,
     used and closed — HF before vLLM starts, so the two models are not resident together.
-    ``on_modes`` receives the results so far after each backend (long runs write results as they go).
+    ``on_progress`` receives the report so far after each backend (long runs write results as they go).
     """
     from hf2vllm.models import resolve_model
     from hf2vllm.parity.run import load_tokenizer, stop_token_ids
@@ -393,8 +391,8 @@ def run_offline(
                 hf_backend.close()
                 hf_backend = None
                 gc.collect()
-        if on_modes:
-            on_modes(list(modes))
+        if on_progress:
+            on_progress(build_report(options, str(model_path), requests, modes, load_seconds))
     if wants_vllm:
         owned = vllm_backend is None
         if owned:
@@ -409,6 +407,6 @@ def run_offline(
         finally:
             if owned:
                 vllm_backend.close()
-        if on_modes:
-            on_modes(list(modes))
+        if on_progress:
+            on_progress(build_report(options, str(model_path), requests, modes, load_seconds))
     return build_report(options, str(model_path), requests, modes, load_seconds)

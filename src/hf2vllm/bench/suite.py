@@ -30,7 +30,7 @@ class SuiteOptions(BaseModel):
     serve_rates: list[float] = Field(default_factory=lambda: [1.0])
     serve_requests: int = Field(12, ge=1)
     slo: SLO = Field(default_factory=lambda: SLO(ttft_ms=2000.0, tpot_ms=250.0))
-    crosscheck_rounds: int = Field(2, ge=1)
+    crosscheck_rounds: int = Field(3, ge=1)
     crosscheck_concurrency: int = 4
     kv_cache_gib: float = 1.0
 
@@ -73,7 +73,11 @@ def run_suite(options: SuiteOptions, on_status: Callable[[str], None] | None = N
     offline_opts = OfflineBenchOptions(limit=options.requests, max_new_tokens=options.max_new_tokens,
                                        batch_sizes=options.batch_sizes, repeats=options.repeats,
                                        kv_cache_gib=options.kv_cache_gib)
-    report.offline = run_offline(offline_opts, on_status=status)
+    def on_progress(partial):  # type: ignore[no-untyped-def]
+        report.offline = partial
+        _save(report, options)
+
+    report.offline = run_offline(offline_opts, on_status=status, on_progress=on_progress)
     _save(report, options)
 
     # 2. Decay on HF: one batch generating a long fixed-length answer, every step timed.

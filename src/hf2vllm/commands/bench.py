@@ -74,16 +74,14 @@ def offline(
     console = Console()
     report = BenchReport(kind="offline", machine=collect_machine())
     with console.status("starting") as spinner:
-        def on_modes(modes):  # type: ignore[no-untyped-def]
-            # Partial results on disk after each backend: a long run cut short keeps what it measured.
+        def on_progress(partial):  # type: ignore[no-untyped-def]
+            # Results so far on disk after each backend: a long run cut short keeps what it measured.
             if out is not None:
                 from hf2vllm.bench.outputs.json_file import write_json
 
-                partial = report.model_copy(update={"notes": [f"partial: {len(modes)} modes so far"]})
-                out.mkdir(parents=True, exist_ok=True)
-                write_json(partial, out / "bench.partial.json")
+                write_json(report.model_copy(update={"offline": partial}), out / "bench.json")
 
-        report.offline = run_offline(options, on_status=lambda m: spinner.update(m), on_modes=on_modes)
+        report.offline = run_offline(options, on_status=lambda m: spinner.update(m), on_progress=on_progress)
     report.machine = finish_machine(report.machine)
     if fixed_length:
         report.notes.append("fixed output length: every request generates exactly max_new_tokens tokens on both backends")
@@ -181,7 +179,7 @@ def suite(
     max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1),
     decay_tokens: int = typer.Option(256, "--decay-tokens", min=2),
     decay_bucket: int = typer.Option(64, "--decay-bucket", min=1),
-    rounds: int = typer.Option(2, "--crosscheck-rounds", min=1),
+    rounds: int = typer.Option(3, "--crosscheck-rounds", min=1),
     verbose: bool = typer.Option(False, "--verbose"),
 ) -> None:
     """What `make bench` runs: offline, decay, a served sweep and the cross-check vs `vllm bench serve`."""

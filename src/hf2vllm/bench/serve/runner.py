@@ -175,7 +175,8 @@ async def run_load_point(client: Any, model: str, items: Sequence[WorkItem], pro
         warm_conc = int(profile.value) if profile.kind == "concurrency" else min(options.warmup_requests, 4)
         await _closed_loop(sender, max(1, min(warm_conc, options.warmup_requests)), options.warmup_requests,
                            options.time_cap_s, 0, lambda _n: None)
-    first = options.warmup_requests
+    # Measured requests start again from the first item, as `vllm bench serve` does after its warm-ups.
+    first = 0
     if profile.kind == "concurrency":
         timings, _, capped = await _closed_loop(sender, int(profile.value), options.max_requests,
                                                        options.time_cap_s, first, tick)
