@@ -298,8 +298,15 @@ class GenerationSpec(BaseModel):
         return kwargs
 
     def to_hf_generate_kwargs(self) -> dict[str, Any]:
-        """``to_hf()`` for the backends: safe over any model's generation_config."""
-        return self.to_hf()
+        """``to_hf()`` for the backends: safe over any model's generation_config.
+
+        The output-structure flags are left out: a backend chooses those itself (it needs
+        ``return_dict_in_generate`` whatever the spec says).
+        """
+        kwargs = self.to_hf()
+        for flag in ("output_scores", "output_logits", "return_dict_in_generate"):
+            kwargs.pop(flag, None)
+        return kwargs
 
     def describe_vllm_gap(self) -> list[str]:
         """Conditions under which this spec's vLLM translation is not token-exact (empty: exact)."""

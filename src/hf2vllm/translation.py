@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import inspect
 from pathlib import Path
 from typing import Any
@@ -73,20 +74,22 @@ _ALWAYS_SHOWN = ["max_new_tokens", "do_sample", "temperature", "top_k", "top_p",
                  "eos_token_id"]
 
 
-def _generate_argument_names() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def _generate_argument_names() -> frozenset[str]:
     from transformers.generation.utils import GenerationMixin
 
     names = set(inspect.signature(GenerationMixin.generate).parameters) - {"self", "kwargs"}
     # Popped from **kwargs inside generate() (trust_remote_code, _extract_generation_mode_kwargs).
-    return names | {"tokenizer", "assistant_tokenizer", "trust_remote_code"}
+    return frozenset(names | {"tokenizer", "assistant_tokenizer", "trust_remote_code"})
 
 
-def hf_parameter_names() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def hf_parameter_names() -> frozenset[str]:
     """Every generation parameter of the installed Transformers (config attributes + generate() args)."""
     from transformers import GenerationConfig
 
     attrs = {k for k in vars(GenerationConfig()) if not k.startswith("_")} - HF_METADATA_ATTRIBUTES
-    return attrs | _generate_argument_names()
+    return frozenset(attrs | _generate_argument_names())
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -539,9 +542,6 @@ def translate_vllm(kwargs: dict[str, Any], model: Any = None, tokenizer: Any = N
             notes.append("top_k off: Transformers gets top_k=None explicitly (its default would be 50)")
     stop = p["stop"]
     values["stop_strings"] = [stop] if isinstance(stop, str) else list(stop or [])
-    if values["stop_strings"] and not p["include_stop_str_in_output"]:
-        notes.append("include_stop_str_in_output=false only trims vLLM's text; the tokens (and Transformers' "
-                     "output) keep the stop string")
     suppress: list[int] = []
     bias: dict[int, float] = {}
     for token, value in (p["logit_bias"] or {}).items():
@@ -643,5 +643,20 @@ def _vllm_bad_words_ids(words: list[str], tokenizer: Any) -> list[list[int]]:
     return result
 
 
-__all__ = ["ParameterLine", "Translation", "translate_hf", "translate_vllm", "hf_parameter_names",
+
+
+def spec_for_compare(hf_kwargs: dict[str, Any] | None, generation_config: Any, model_path: Any) -> GenerationSpec:
+    """The spec ``hf2vllm compare --hf-kwargs/--generation-config`` runs: your production settings,
+    resolved against the compared model exactly as ``generate()`` would (kwargs > the given or the
+    model's ``generation_config.json`` > Transformers' defaults)."""
+    spec = translate_hf(hf_kwargs or {}, generation_config=generation_config, model=model_path).spec
+    if spec.max_length is not None or spec.min_length is not None:
+        raise InputError(
+            "max_length/min_length count the prompt, so they differ per request; compare runs one setting "
+            "for every prompt: use max_new_tokens/min_new_tokens in --hf-kwargs"
+        )
+    return spec
+
+
+__all__ = ["ParameterLine", "Translation", "translate_hf", "translate_vllm", "hf_parameter_names", "spec_for_compare",
            "chat_end_of_turn_token"]
