@@ -30,7 +30,31 @@ def compare(
     vllm_mm_processor_kwargs: str = typer.Option(
         None, "--vllm-mm-processor-kwargs", help="VL models: vLLM-only image settings (reproduce a migrated script; the input check explains the mismatch)."
     ),
+    hf_kwargs: str = typer.Option(
+        None, "--hf-kwargs", help='Your generate() kwargs as JSON (or @file.json), e.g. \'{"max_new_tokens": 32, "repetition_penalty": 1.2}\': resolved as Transformers would and translated for vLLM (hf2vllm translate); replaces --max-new-tokens.'
+    ),
+    generation_config: Path = typer.Option(
+        None, "--generation-config", help="generation_config.json to resolve --hf-kwargs against (default: the model's own)."
+    ),
     verbose: bool = typer.Option(False, "--verbose", help="Show vLLM/Transformers logs."),
+    hf_option: list[str] = typer.Option(
+        [], "--hf-option", help="KEY=VALUE on the HF side only: load option (dtype, ...), generation setting "
+        "(repetition_penalty, stop_token_ids, ...), prompt option (add_bos_token, ...) or skip_special_tokens. Repeatable."
+    ),
+    vllm_option: list[str] = typer.Option(
+        [], "--vllm-option", help="KEY=VALUE on the vLLM side only (dtype, max_model_len, any engine argument, "
+        "a generation setting, a prompt option). Repeatable."
+    ),
+    no_chat_template: str = typer.Option(None, "--no-chat-template", help="hf | vllm: that side skips the chat template (plain text prompt)."),
+    vllm_tokenize: bool = typer.Option(False, "--vllm-tokenize", help="vLLM tokenises the text prompt itself, as a migrated llm.generate(text) would."),
+    logprobs: int = typer.Option(5, "--logprobs", min=0, help="Top-k logprobs per token on both sides (raw mode)."),
+    explain: bool = typer.Option(True, "--explain/--no-explain", help="Teacher-forced scoring, verdicts, cause checks, batch probe."),
+    task: str = typer.Option("generate", "--task", help="generate | hidden-states (per-token last layer) | embed (sequence embeddings)."),
+    probe: Path = typer.Option(None, "--probe", help="Probe head (safetensors/torch state dict) to run on both sides' hidden states."),
+    lora: Path = typer.Option(None, "--lora", help="PEFT LoRA adapter dir: inspected first, then verified applied on both sides."),
+    vllm_normalise: str = typer.Option("auto", "--vllm-normalise", help="Pooling: auto | off | on | default (vLLM's own default)."),
+    min_cosine: float = typer.Option(0.999, "--min-cosine", help="Pooling: lowest per-row cosine that passes."),
+    quantization: str = typer.Option(None, "--quantization", help="Pooling: vLLM-side quantisation method; deltas are measured, not gated."),
     reference: str = typer.Option("hf", "--reference", help="hf | vllm | server: the side migrated from."),
     candidate: str = typer.Option(None, "--candidate", help="hf | vllm | server (default: vllm; server when --server is given)."),
     server: str = typer.Option(None, "--server", help="OpenAI base URL of a running server (http://HOST:PORT/v1) for a server side."),
@@ -51,6 +75,14 @@ def compare(
     1 exact-match rate below --min-exact-match, 2 bad input.
     """
     quiet_model_libraries(verbose)
+    if task != "generate" or lora or probe:
+        from hf2vllm.commands.compare_pooling import run_pooling_command
+
+        return run_pooling_command(
+            task=task, model=model, prompts=prompts, limit=limit, dtype=dtype, max_model_len=max_model_len,
+            kv_cache_gib=kv_cache_gib, max_new_tokens=max_new_tokens, probe=probe, lora=lora,
+            vllm_normalise=vllm_normalise, min_cosine=min_cosine, quantization=quantization, out=out,
+        )
     from hf2vllm.dtypes import normalise_dtype
     from hf2vllm.errors import ParityGateError
     from hf2vllm.parity.run import BackendChoice, CompareOptions, run_compare
@@ -80,15 +112,32 @@ def compare(
             journal=str(journal) if journal else None, resume=resume, timeout_s=request_timeout,
             max_retries=max_retries, requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute,
         )
+    spec = None
+    if hf_kwargs is not None or generation_config is not None:
+        from hf2vllm.commands.translate import parse_json_object
+        from hf2vllm.models import resolve_model
+        from hf2vllm.translation import spec_for_compare
+
+        settings = parse_json_object(hf_kwargs, "--hf-kwargs") if hf_kwargs is not None else {}
+        spec = spec_for_compare(settings, generation_config, resolve_model(model))
+        max_new_tokens = spec.max_new_tokens
+    reference_choice, candidate_choice = per_side_choices(
+        [BackendChoice(kind=sides[0], options=side_options[sides[0]]),
+         BackendChoice(kind=sides[1], options=side_options[sides[1]])],
+        hf_option, vllm_option, no_chat_template, vllm_tokenize,
+    )
     options = CompareOptions(
         model=model,
         prompts=prompts,
         max_new_tokens=max_new_tokens,
+        spec=spec,
         dtype=normalise_dtype(dtype),
         limit=limit,
         max_model_len=max_model_len,
-        reference=BackendChoice(kind=sides[0], options=side_options[sides[0]]),
-        candidate=BackendChoice(kind=sides[1], options=side_options[sides[1]]),
+        reference=reference_choice,
+        candidate=candidate_choice,
+        logprobs=logprobs,
+        explain=explain,
         mm_processor_kwargs=shared_mm,
     )
     console = Console()
@@ -113,12 +162,35 @@ def compare(
     for line in client_summary_lines(report.backends):
         console.print(line)
     if out:
+        from hf2vllm.report.html import write_html
+
         path = write_report(report, out)
-        console.print(f"report written to {path}")
+        console.print(f"report written to {path} and {write_html(report, out)}")
     if min_exact_match is not None and report.summary.exact_match_rate < min_exact_match:
         raise ParityGateError(
             f"exact-match rate {report.summary.exact_match_rate:.3f} is below --min-exact-match {min_exact_match}"
         )
+
+
+def per_side_choices(
+    choices: list, hf_option: list[str], vllm_option: list[str], no_chat_template: str | None, vllm_tokenize: bool
+) -> list:
+    """Apply --hf-option/--vllm-option/--no-chat-template/--vllm-tokenize to the side of that kind."""
+    from hf2vllm.errors import InputError
+    from hf2vllm.parity.overrides import apply_side_options
+
+    if no_chat_template not in (None, "hf", "vllm"):
+        raise InputError(f"--no-chat-template {no_chat_template!r}: expected hf or vllm")
+    extra = {
+        "hf": list(hf_option) + (["chat_template=false"] if no_chat_template == "hf" else []),
+        "vllm": list(vllm_option)
+        + (["chat_template=false"] if no_chat_template == "vllm" else [])
+        + (["backend_tokenizes=true"] if vllm_tokenize else []),
+    }
+    for kind, assignments in extra.items():
+        if assignments and not any(c.kind == kind for c in choices):
+            raise InputError(f"--{kind}-option/--no-chat-template {kind}: no {kind} side in this comparison")
+    return [apply_side_options(c, extra.get(c.kind, []), f"--{c.kind}-option") for c in choices]
 
 
 def register(app: typer.Typer) -> None:
