@@ -150,3 +150,11 @@ def test_compare_sides_default_server_and_errors() -> None:
     with pytest.raises(InputError, match="--resume needs --journal"):
         server_options("http://h/v1", resume=True)
     assert json.dumps(server_options("http://h/v1", requests_per_minute=60))  # JSON-able for the report
+
+
+def test_client_overhead_benchmark_runs_every_request_against_the_trivial_endpoint() -> None:
+    from hf2vllm.bench.client_overhead import run
+
+    result = run(requests=300, concurrency=64, stream=True)
+    assert result.requests == 300 and result.retries == 0
+    assert result.client_cpu_s > 0 and result.cpu_ms_per_request > 0

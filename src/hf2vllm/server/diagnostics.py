@@ -165,8 +165,9 @@ class _Probe:
             raise ServerCheckFailed(self._redacted(diagnose_status(resp.status_code, resp.text, url, model)))
         return resp
 
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        resp = self.request("POST", path, json=body, model=body.get("model"))
+    def post(self, path: str, body: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
+        extra = {"timeout": timeout_s} if timeout_s else {}
+        resp = self.request("POST", path, json=body, model=body.get("model"), **extra)
         try:
             return resp.json()
         except json.JSONDecodeError:
@@ -366,11 +367,14 @@ def _check_prompt_logprobs(probe: _Probe, model: str, o: CheckOptions) -> tuple[
 def _check_prefix_caching(probe: _Probe, model: str, o: CheckOptions) -> tuple[bool, str, Any]:
     """Send the same long prompt twice; the second must hit the cache (``/metrics`` counters), or
     report cached tokens in ``usage`` when the server exposes no metrics."""
-    prompt = " ".join(f"item{i}" for i in range(200)) + f" probe {time.time_ns()}"
+    # Long enough to fill whole KV blocks (a partial block is never cached); unique per run so the
+    # first request cannot hit an earlier run's cache.
+    prompt = f"probe {time.time_ns()} " + " ".join(f"item{i}" for i in range(150))
     before = _prefix_hits(probe)
     usage = None
     for _ in range(2):
-        usage = probe.post("completions", {"model": model, "prompt": prompt, "max_tokens": 1, "temperature": 0}).get("usage")
+        usage = probe.post("completions", {"model": model, "prompt": prompt, "max_tokens": 1, "temperature": 0},
+                           timeout_s=3 * o.timeout_s).get("usage")
     after = _prefix_hits(probe)
     if before is not None and after is not None:
         hits = after - before
