@@ -68,6 +68,7 @@ class CheckOptions(BaseModel):
     timeout_s: float = 10.0
     top_k: int = Field(5, ge=1, le=20)
     required: list[str] = Field(default_factory=lambda: list(DEFAULT_REQUIRED))
+    prefix_probe_words: int = Field(150, ge=8, description="Words of the repeated prompt (~3 tokens each).")
 
 
 # ---------------------------------------------------------------------- classification (pure)
@@ -246,6 +247,9 @@ def check_server(options: CheckOptions) -> CheckReport:
         add("model", True, f"{model!r} is served", value=model)
         entry = models[names.index(model)]
         max_len = entry.get("max_model_len")
+        if max_len:
+            # The repeated-prefix prompt must fit the served context (a 400 would hide the answer).
+            options = options.model_copy(update={"prefix_probe_words": max(8, min(150, int(max_len) // 5))})
         add("max_model_len", max_len is not None,
             f"serves up to {max_len} tokens per request (prompt + output)" if max_len else
             "the server does not report max_model_len", value=max_len)
@@ -369,7 +373,7 @@ def _check_prefix_caching(probe: _Probe, model: str, o: CheckOptions) -> tuple[b
     report cached tokens in ``usage`` when the server exposes no metrics."""
     # Long enough to fill whole KV blocks (a partial block is never cached); unique per run so the
     # first request cannot hit an earlier run's cache.
-    prompt = f"probe {time.time_ns()} " + " ".join(f"item{i}" for i in range(150))
+    prompt = f"probe {time.time_ns()} " + " ".join(f"item{i}" for i in range(o.prefix_probe_words))
     before = _prefix_hits(probe)
     usage = None
     for _ in range(2):
