@@ -107,7 +107,7 @@ def _load_model_parts(model: Any, generation_config: Any, tokenizer: Any) -> tup
             raise InputError(f"model directory {path} has no config.json")
         from transformers import AutoConfig
 
-        model_cfg = AutoConfig.from_pretrained(path)
+        model_cfg = _quiet(AutoConfig.from_pretrained, path)
         if (path / "generation_config.json").is_file():
             gen_cfg = _gen_config_from(load_generation_config(path), str(path / "generation_config.json"))
             origin = str(path / "generation_config.json")
@@ -127,10 +127,16 @@ def _load_model_parts(model: Any, generation_config: Any, tokenizer: Any) -> tup
             origin = str(generation_config)
             gen_cfg = _gen_config_from(load_generation_config(generation_config), origin)
     if isinstance(tokenizer, (str, Path)):
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+        tokenizer = _tokenizer_at(str(Path(tokenizer).resolve()))
     return gen_cfg, model_cfg, tokenizer, origin
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer_at(path: str) -> Any:
+    """Tokenizers are read-only here; loading one takes seconds, so each directory is loaded once."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
 
 
 def _gen_config_from(data: dict[str, Any], where: str) -> Any:
