@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "check_server",
     "multimodal",
     "bench",
+    "report",
 ]
 
 for _name in COMMAND_MODULES:

@@ -55,6 +55,29 @@ class PreparedRequest(BaseModel):
     prompt_token_ids: list[int]
     prompt_text: str = Field(description="The templated prompt text the ids were made from.")
     source: ChatRequest
+    backend_tokenizes: bool = Field(
+        False, description="Send prompt_text and let the backend tokenise it (ids are this module's prediction)."
+    )
+
+
+class PromptOptions(BaseModel):
+    """How one side's prompts are built. The defaults are the correct path; every other value
+    deliberately reproduces what a migrated script does, so a comparison can show its effect.
+
+    - ``chat_template=False``: messages joined as plain text (a script that forgot the template).
+    - ``add_bos_token=True``: the tokenizer adds its BOS whenever it adds special tokens, as
+      ``AutoTokenizer.from_pretrained(..., add_bos_token=True)`` or a Llama tokenizer does; on text
+      rendered from a template that already starts with BOS this is the doubled-BOS bug.
+    - ``add_special_tokens``: force the tokenizer's special tokens on (True) or off (False) instead
+      of the rule in ``render_prompt``.
+    - ``backend_tokenizes=True``: the backend receives the text and tokenises it itself with special
+      tokens added (vLLM's default for text prompts), as ``llm.generate(text)`` in a script would.
+    """
+
+    chat_template: bool = True
+    add_bos_token: bool | None = None
+    add_special_tokens: bool | None = None
+    backend_tokenizes: bool = False
 
 
 def bundled_prompts_path() -> Path:
@@ -122,16 +145,45 @@ def prepare_requests(
     max_model_len: int | None = None,
     max_new_tokens: int = 0,
     chat_template: bool = True,
+    options: PromptOptions | None = None,
 ) -> list[PreparedRequest]:
-    """Tokenise every request once; refuse one that cannot fit ``max_model_len`` with its new tokens."""
+    """Tokenise every request once; refuse one that cannot fit ``max_model_len`` with its new tokens.
+
+    ``options`` builds one side's prompts differently on purpose (see ``PromptOptions``).
+    """
+    options = options or PromptOptions(chat_template=chat_template)
     prepared = []
     for req in requests:
-        text, add_special = render_prompt(req, tokenizer, chat_template=chat_template)
+        text, add_special = render_prompt(req, tokenizer, chat_template=options.chat_template)
+        if options.backend_tokenizes:
+            add_special = True
+        if options.add_special_tokens is not None:
+            add_special = options.add_special_tokens
         ids = list(tokenizer(text, add_special_tokens=add_special)["input_ids"])
+        bos = getattr(tokenizer, "bos_token_id", None)
+        if options.add_bos_token and add_special and isinstance(bos, int) and not _adds_bos(tokenizer):
+            ids = [bos, *ids]
+            if options.backend_tokenizes:
+                text = str(tokenizer.bos_token) + text
         if max_model_len is not None and len(ids) + max_new_tokens > max_model_len:
             raise ContextLengthError(
                 f"request {req.id!r} has {len(ids)} prompt tokens; with max_new_tokens={max_new_tokens} "
                 f"it needs {len(ids) + max_new_tokens} > the model's context of {max_model_len} tokens"
             )
-        prepared.append(PreparedRequest(id=req.id, prompt_token_ids=ids, prompt_text=text, source=req))
+        prepared.append(
+            PreparedRequest(
+                id=req.id,
+                prompt_token_ids=ids,
+                prompt_text=text,
+                source=req,
+                backend_tokenizes=options.backend_tokenizes,
+            )
+        )
     return prepared
+
+
+def _adds_bos(tokenizer: Any) -> bool:
+    """Whether the tokenizer already puts BOS in front when asked for special tokens."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    probe = list(tokenizer("a", add_special_tokens=True)["input_ids"])
+    return bool(probe) and probe[0] == bos

@@ -36,8 +36,21 @@ class GenerationResult(BaseModel):
     request_id: str
     output_token_ids: list[int]
     text: str
-    finish_reason: str | None = Field(None, description='"stop" (a stop token/string) or "length"')
+    finish_reason: str | None = Field(
+        None, description='"stop" (a stop token/string), "length", or "context_length" (prompt did not fit)'
+    )
     logprobs: list[StepLogprobs] | None = None
+    prompt_token_ids: list[int] | None = Field(
+        None, description="The prompt ids the backend actually used, when it tokenised the text itself."
+    )
+
+
+class ScoredContinuation(BaseModel):
+    """Teacher-forced logprobs of a given continuation: one ``StepLogprobs`` per continuation token,
+    each computed with the prompt and all earlier continuation tokens as context."""
+
+    request_id: str
+    steps: list[StepLogprobs]
 
 
 class Backend(ABC):
@@ -55,6 +68,18 @@ class Backend(ABC):
         progress: ProgressCallback | None = None,
     ) -> list[GenerationResult]:
         """Answer ``requests`` (same order) with the settings of ``spec``."""
+
+    def score(
+        self, requests: Sequence[PreparedRequest], continuations: Sequence[Sequence[int]], *, top_k: int = 5
+    ) -> list[ScoredContinuation]:
+        """Teacher-forced scoring: the logprob of each continuation token given the prompt and the
+        continuation before it (raw log-softmax, no sampling processors), with ``top_k`` alternatives.
+
+        Backends that cannot score raise ``UnsupportedParameterError``.
+        """
+        from hf2vllm.errors import UnsupportedParameterError
+
+        raise UnsupportedParameterError(f"the {self.kind!r} backend cannot score continuations (teacher forcing)")
 
     @classmethod
     def check_available(cls) -> None:

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hf2vllm.backends.base import Backend, GenerationResult, ProgressCallback, StepLogprobs, register_backend
+from hf2vllm.backends.base import (
+    Backend,
+    GenerationResult,
+    ProgressCallback,
+    ScoredContinuation,
+    StepLogprobs,
+    register_backend,
+)
 from hf2vllm.dtypes import resolve_torch_dtype
 from hf2vllm.multimodal.hf_generate import generate_vl, load_vl_model
 from hf2vllm.multimodal.prepare import is_vision_language, load_processor
@@ -85,6 +92,9 @@ class HFBackend(Backend):
         order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt_token_ids))
         results: dict[int, GenerationResult] = {}
         gen_kwargs = spec.to_hf_generate_kwargs()
+        # This backend asks for raw logits itself (below); processed scores would only cost memory.
+        gen_kwargs.pop("return_dict_in_generate", None)
+        gen_kwargs.pop("output_scores", None)
         if spec.stop_strings:
             gen_kwargs["tokenizer"] = self.tokenizer
         want_scores = spec.logprobs is not None
@@ -123,6 +133,30 @@ class HFBackend(Backend):
             if progress:
                 progress(len(batch_idx))
         return [results[i] for i in range(len(requests))]
+
+    def score(
+        self, requests: Sequence[PreparedRequest], continuations: Sequence[Sequence[int]], *, top_k: int = 5
+    ) -> list[ScoredContinuation]:
+        """One forward pass over prompt + continuation per request; logits at position i predict i+1."""
+        import torch
+
+        scored = []
+        for req, cont in zip(requests, continuations, strict=True):
+            cont = list(cont)
+            if not cont:
+                scored.append(ScoredContinuation(request_id=req.id, steps=[]))
+                continue
+            ids = torch.tensor([list(req.prompt_token_ids) + cont], dtype=torch.long, device=self.device)
+            logits = self.model(input_ids=ids).logits[0]
+            start = len(req.prompt_token_ids) - 1
+            logp = torch.log_softmax(logits[start : start + len(cont)].float(), dim=-1)
+            steps = []
+            for pos, tok in enumerate(cont):
+                values, top_ids = torch.topk(logp[pos], top_k) if top_k else (torch.empty(0), torch.empty(0))
+                top = {int(i): float(v) for i, v in zip(top_ids.tolist(), values.tolist(), strict=True)}
+                steps.append(StepLogprobs(token_id=tok, logprob=float(logp[pos, tok]), top=top))
+            scored.append(ScoredContinuation(request_id=req.id, steps=steps))
+        return scored
 
     def _generate_vl(
         self, requests: Sequence[PreparedRequest], spec: GenerationSpec, progress: ProgressCallback | None

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hf2vllm.backends.base import Backend, GenerationResult, ProgressCallback, StepLogprobs, register_backend
+from hf2vllm.backends.base import (
+    Backend,
+    GenerationResult,
+    ProgressCallback,
+    ScoredContinuation,
+    StepLogprobs,
+    register_backend,
+)
 from hf2vllm.dtypes import normalise_dtype
 from hf2vllm.errors import BackendUnavailableError
 from hf2vllm.multimodal.integration import has_images
@@ -117,11 +124,45 @@ class VLLMBackend(Backend):
             part = requests[start : start + chunk]
             if has_images(part):
                 self.verify_multimodal_inputs(part)
-            prompts = [engine_prompt(r) for r in part]
+            # A text prompt is tokenised by vLLM itself (special tokens added, its default), as a
+            # migrated ``llm.generate(text)`` would be; the ids it used come back in the output.
+            prompts = [
+                {"prompt": r.prompt_text} if r.backend_tokenizes else engine_prompt(r)
+                for r in part
+            ]
             outputs = self.llm.generate(prompts, params, use_tqdm=_progress_bar(progress))
             for req, out in zip(part, outputs, strict=True):
-                results.append(to_generation_result(req.id, out.outputs[0], spec.logprobs or 0))
+                result = to_generation_result(req.id, out.outputs[0], spec.logprobs or 0)
+                if req.backend_tokenizes and out.prompt_token_ids is not None:
+                    result.prompt_token_ids = [int(t) for t in out.prompt_token_ids]
+                results.append(result)
         return results
+
+    def score(
+        self, requests: Sequence[PreparedRequest], continuations: Sequence[Sequence[int]], *, top_k: int = 5
+    ) -> list[ScoredContinuation]:
+        """``prompt_logprobs`` over prompt + continuation with ``max_tokens=1``: vLLM's teacher forcing.
+
+        Prompt logprobs follow the engine's ``logprobs_mode`` (default ``raw_logprobs``), like HF's.
+        """
+        from vllm import SamplingParams
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=top_k, detokenize=False)
+        todo = [(i, r, list(c)) for i, (r, c) in enumerate(zip(requests, continuations, strict=True)) if c]
+        scored = [ScoredContinuation(request_id=r.id, steps=[]) for r in requests]
+        if not todo:
+            return scored
+        prompts = [{"prompt_token_ids": list(r.prompt_token_ids) + c} for _, r, c in todo]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        for (i, req, cont), out in zip(todo, outputs, strict=True):
+            per_position = out.prompt_logprobs[len(req.prompt_token_ids) :]
+            steps = []
+            for tok, candidates in zip(cont, per_position, strict=True):
+                ranked = sorted(candidates.items(), key=lambda kv: kv[1].logprob, reverse=True)
+                top = {int(t): float(lp.logprob) for t, lp in ranked if lp.rank is not None and lp.rank <= top_k}
+                steps.append(StepLogprobs(token_id=tok, logprob=float(candidates[tok].logprob), top=top))
+            scored[i] = ScoredContinuation(request_id=req.id, steps=steps)
+        return scored
 
     def verify_multimodal_inputs(self, requests: Sequence[PreparedRequest]) -> None:
         """Before generating: prove vLLM expands every image as the HF processor did (same token

@@ -26,17 +26,24 @@ from hf2vllm.environment import collect_environment
 from hf2vllm.errors import InputError
 from hf2vllm.multimodal.integration import has_images, prepare_vl_prompt_set, vllm_engine_options
 from hf2vllm.multimodal.prepare import is_vision_language
+from hf2vllm.parity import diagnose
 from hf2vllm.parity.compare import common_prefix_fraction, exact_match_rate, first_divergence, token_at
-from hf2vllm.report.schema import BackendRunSummary, CompareReport, ParitySummary, RequestComparison
-from hf2vllm.requests import PreparedRequest, bundled_prompts_path, load_requests, prepare_requests
+from hf2vllm.report.schema import BackendRunSummary, CompareReport, DeltaStats, ParitySummary, RequestComparison
+from hf2vllm.requests import PreparedRequest, PromptOptions, bundled_prompts_path, load_requests, prepare_requests
 from hf2vllm.spec import GenerationSpec
 
 
 class BackendChoice(BaseModel):
-    """Which backend to run and the options it is created with."""
+    """Which backend to run and the options it is created with, plus this side's deliberate
+    differences (``--hf-option``/``--vllm-option``, ``--no-chat-template``, ``--vllm-tokenize``)."""
 
     kind: str
     options: dict[str, Any] = Field(default_factory=dict)
+    generation: dict[str, Any] = Field(default_factory=dict, description="GenerationSpec fields set on this side only.")
+    prompt: PromptOptions = Field(default_factory=PromptOptions)
+    decode: dict[str, bool] = Field(
+        default_factory=dict, description="skip_special_tokens / spaces_between_special_tokens for this side's text."
+    )
 
 
 class CompareOptions(BaseModel):
@@ -56,6 +63,9 @@ class CompareOptions(BaseModel):
     mm_processor_kwargs: dict[str, Any] | None = Field(
         None, description="VL models: image settings for both sides (HF processor call, vLLM mm_processor_kwargs)."
     )
+    logprobs: int | None = Field(5, ge=0, description="Top-k logprobs per generated token on both sides; None = off.")
+    explain: bool = Field(True, description="Teacher-forced scoring, divergence verdicts, cause checks, batch probe.")
+    batch_probe_limit: int = Field(8, ge=0, description="Re-run at most this many divergent requests (batch probe).")
 
 
 class BackendRun(BaseModel):
@@ -121,7 +131,9 @@ def load_tokenizer(model_path: Path, trust_remote_code: bool = False) -> Any:
     return AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
 
 
-def prepare_prompt_set(options: CompareOptions, model_path: Path, tokenizer: Any) -> list[PreparedRequest]:
+def prepare_prompt_set(
+    options: CompareOptions, model_path: Path, tokenizer: Any, prompt: PromptOptions | None = None
+) -> list[PreparedRequest]:
     requests = load_requests(options.prompts or bundled_prompts_path())
     if options.limit:
         requests = requests[: options.limit]
@@ -131,7 +143,9 @@ def prepare_prompt_set(options: CompareOptions, model_path: Path, tokenizer: Any
             requests, model_path, prompts_path=options.prompts or bundled_prompts_path(),
             overrides=options.mm_processor_kwargs, max_model_len=context, max_new_tokens=options.max_new_tokens,
         )
-    return prepare_requests(requests, tokenizer, max_model_len=context, max_new_tokens=options.max_new_tokens)
+    return prepare_requests(
+        requests, tokenizer, max_model_len=context, max_new_tokens=options.max_new_tokens, options=prompt
+    )
 
 
 def run_backend(
@@ -177,21 +191,36 @@ def compare_results(
     return rows
 
 
-def summarise(rows: Sequence[RequestComparison]) -> ParitySummary:
+def summarise(rows: Sequence[RequestComparison], teacher_forcing: DeltaStats | None = None) -> ParitySummary:
     matches = [r.exact_match for r in rows]
     fractions = [common_prefix_fraction(r.reference_token_ids, r.candidate_token_ids) for r in rows]
+    verdicts = {v: sum(r.verdict == v for r in rows) for v in ("match", "near_tie", "mismatch")}
     return ParitySummary(
         requests=len(rows),
         exact_matches=sum(matches),
         exact_match_rate=round(exact_match_rate(matches), 4),
         mean_common_prefix_fraction=round(sum(fractions) / len(fractions), 4) if fractions else 0.0,
+        verdicts=verdicts,
+        mean_text_similarity=round(sum(r.text_similarity for r in rows) / len(rows), 4) if rows else None,
+        teacher_forcing=teacher_forcing,
     )
 
 
 def resolve_spec(options: CompareOptions, model_path: Path, tokenizer: Any) -> GenerationSpec:
     if options.spec is not None:
-        return options.spec
-    return GenerationSpec.greedy(options.max_new_tokens, stop_token_ids(model_path, tokenizer))
+        spec = options.spec
+    else:
+        spec = GenerationSpec.greedy(options.max_new_tokens, stop_token_ids(model_path, tokenizer))
+    if options.logprobs is not None and spec.logprobs is None:
+        spec = spec.model_copy(update={"logprobs": options.logprobs})
+    return spec
+
+
+def side_spec(spec: GenerationSpec, choice: BackendChoice) -> GenerationSpec:
+    """The spec with this side's own overrides (``--vllm-option repetition_penalty=1.3``)."""
+    if not choice.generation:
+        return spec
+    return GenerationSpec.checked(**{**spec.model_dump(), **choice.generation})
 
 
 def run_compare(
@@ -214,22 +243,40 @@ def run_compare(
             backend_class(choice.kind).check_available()  # fail before minutes of work on the other side
     model_path = resolve_model(options.model)
     tokenizer = load_tokenizer(model_path)
-    requests = prepare_prompt_set(options, model_path, tokenizer)
     spec = resolve_spec(options, model_path, tokenizer)
+    choices = {"reference": options.reference, "candidate": options.candidate}
+    # One tokenisation path; a side's PromptOptions make its prompt differ only when asked to.
+    prepared = {role: prepare_prompt_set(options, model_path, tokenizer, c.prompt) for role, c in choices.items()}
+    requests = prepared["reference"]
+    specs = {role: side_spec(spec, c) for role, c in choices.items()}
+    context = model_context_length(model_path)
     runs: list[BackendRun] = []
-    for role, choice in (("reference", options.reference), ("candidate", options.candidate)):
+    setups: dict[str, diagnose.SideSetup] = {}
+    scores: dict[str, dict[str, Any]] = {"reference": {}, "candidate": {}}
+    probes: dict[str, Any] = {}
+    top_k = spec.logprobs or 0
+    # Teacher-forced scoring sends token ids only, no pixels: not meaningful for image requests.
+    explaining = options.explain and spec.logprobs is not None and not has_images(requests)
+    for role, choice in choices.items():
         backend = backends.get(role)
         owned = backend is None
         if backend is None:
             if on_status:
                 on_status(f"loading {choice.kind} backend")
-            vl_options = vllm_engine_options(choice.kind, requests)
-            backend = create_backend(
-                choice.kind, model=model_path, dtype=options.dtype, **{**vl_options, **choice.options}
-            )
+            load = {"dtype": options.dtype, **vllm_engine_options(choice.kind, requests), **choice.options}
+            backend = create_backend(choice.kind, model=model_path, **load)
         try:
+            setup = diagnose.side_setup(
+                role, choice.kind, backend.describe(), choice.options, specs[role], choice.prompt, model_path,
+                context, choice.decode,
+            )
+            setups[role] = setup
             callback = progress(f"{choice.kind} generate", len(requests)) if progress else None
-            results, seconds = run_backend(backend, requests, spec, callback)
+            start = time.perf_counter()
+            results = diagnose.generate_fitting(backend, prepared[role], specs[role], setup.max_model_len, callback)
+            seconds = time.perf_counter() - start
+            if choice.decode:
+                results = [_redecode(r, tokenizer, choice.decode) for r in results]
             runs.append(
                 BackendRun(
                     name=choice.kind,
@@ -239,20 +286,85 @@ def run_compare(
                     results=results,
                 )
             )
+            if role == "candidate" and explaining:
+                # While the candidate is loaded: score the reference's outputs on it, then re-run
+                # the divergent requests to probe batch sensitivity.
+                if on_status:
+                    on_status(f"{choice.kind}: teacher-forced scoring and batch probe")
+                scores["candidate"] = diagnose.score_where_possible(
+                    backend, prepared[role], runs[0].results, setup.max_model_len, top_k
+                )
+                divergent = [
+                    a.request_id
+                    for a, b in zip(runs[0].results, results, strict=True)
+                    if a.output_token_ids != b.output_token_ids and b.finish_reason != diagnose.CONTEXT_LENGTH
+                ][: options.batch_probe_limit]
+                fitting = [r for r in prepared[role] if diagnose.fits(r, setup.max_model_len)]
+                probes = diagnose.probe_batches(backend, fitting, results, divergent, specs[role])
+        finally:
+            if owned:
+                backend.close()
+                del backend
+                gc.collect()
+    if explaining:
+        # The reference scores the candidate's outputs last; a reference we own is loaded again
+        # rather than kept alongside the candidate (peak memory stays one model).
+        ref_choice = options.reference
+        backend = backends.get("reference")
+        owned = backend is None
+        if backend is None:
+            if on_status:
+                on_status(f"loading {ref_choice.kind} backend for teacher-forced scoring")
+            backend = create_backend(ref_choice.kind, model=model_path, **{"dtype": options.dtype, **ref_choice.options})
+        try:
+            scores["reference"] = diagnose.score_where_possible(
+                backend, prepared["reference"], runs[1].results, setups["reference"].max_model_len, top_k
+            )
         finally:
             if owned:
                 backend.close()
                 del backend
                 gc.collect()
     rows = compare_results(requests, runs[0].results, runs[1].results, tokenizer)
+    causes: list[Any] = []
+    pooled = None
+    if explaining:
+        causes, pooled = diagnose.explain_rows(
+            rows, runs[0].results, runs[1].results, prepared["reference"], prepared["candidate"],
+            (setups["reference"], setups["candidate"]), (scores["candidate"], scores["reference"]), probes,
+            tokenizer, spec.max_new_tokens,
+        )
     device = str(runs[0].options.get("device", "cpu"))
     return CompareReport(
         reference=options.reference.kind,
         candidate=options.candidate.kind,
         dtype=options.dtype,
         generation=spec.model_dump(),
-        summary=summarise(rows),
+        summary=summarise(rows, pooled),
         backends=[run.summary() for run in runs],
         requests=rows,
         environment=collect_environment(model_path, device),
+        logprobs_mode="raw" if spec.logprobs is not None else None,
+        logprobs_top_k=spec.logprobs,
+        causes=causes,
+        sides=[setups[role] for role in ("reference", "candidate")],
+        token_strings=token_strings(rows, tokenizer),
     )
+
+
+def token_strings(rows: Sequence[RequestComparison], tokenizer: Any) -> dict[int, str]:
+    """Decoded text of each token id the report mentions (outputs and their top-k alternatives)."""
+    ids: set[int] = set()
+    for row in rows:
+        ids.update(row.reference_token_ids)
+        ids.update(row.candidate_token_ids)
+        for steps in (row.reference_logprobs or [], row.candidate_logprobs or []):
+            for step in steps:
+                ids.update(step.top)
+    return {i: tokenizer.decode([i]) for i in sorted(ids)}
+
+
+def _redecode(result: GenerationResult, tokenizer: Any, decode: dict[str, bool]) -> GenerationResult:
+    """This side's text decoded with its own detokenisation settings (the ids are unchanged)."""
+    text = tokenizer.decode(result.output_token_ids, **decode)
+    return result.model_copy(update={"text": text})

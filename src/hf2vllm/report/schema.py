@@ -7,13 +7,106 @@ renames or removes one. ``docs/report-schema.md`` documents every field (generat
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from hf2vllm.backends.base import StepLogprobs
 from hf2vllm.environment import EnvironmentInfo
+from hf2vllm.requests import PromptOptions
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+
+Verdict = Literal["match", "near_tie", "mismatch"]
+CauseId = Literal[
+    "bos_doubled",
+    "chat_template_differs",
+    "special_tokens_differ",
+    "prompt_ids_differ",
+    "generation_settings_differ",
+    "stop_sets_differ",
+    "dtype_differs",
+    "context_too_short",
+    "rope_scaling_differs",
+    "decoding_differs",
+    "batch_sensitive",
+]
+
+
+class DeltaStats(BaseModel):
+    """Absolute logprob differences between the two backends on identical token sequences."""
+
+    tokens: int = Field(description="Positions measured (both directions of teacher forcing together).")
+    max_abs_diff: float
+    mean_abs_diff: float
+    p99_abs_diff: float = Field(description="99th percentile (nearest rank) of |Δlogprob|.")
+    argmax_agreement: float = Field(description="Share of positions where both sides' top-1 token is the same.")
+
+
+class TeacherForcing(BaseModel):
+    """Each side's output scored under the other backend (same prompt, same continuation tokens)."""
+
+    reference_output_diff: list[float] = Field(
+        description="Per position of the reference output: candidate logprob minus reference logprob."
+    )
+    candidate_output_diff: list[float] = Field(
+        description="Per position of the candidate output: reference logprob minus candidate logprob."
+    )
+    stats: DeltaStats
+
+
+class DivergenceDiagnosis(BaseModel):
+    """Why the outputs part at the first divergence: a near tie within the noise, or a real difference."""
+
+    position: int
+    reference_token_id: int | None = Field(description="Null when the reference had already stopped.")
+    candidate_token_id: int | None = Field(description="Null when the candidate had already stopped.")
+    reference_margin: float | None = Field(
+        description="Reference side: logprob of its token minus the best other token's logprob."
+    )
+    candidate_margin: float | None = Field(
+        description="Candidate side: logprob of its token minus its logprob of the reference token "
+        "(null when the reference token is outside the candidate's top-k)."
+    )
+    candidate_rank_of_reference_token: int | None = Field(
+        description="1-based rank of the reference token in the candidate's top-k; null when outside it."
+    )
+    noise_floor: float = Field(description="Largest |Δlogprob| seen on the matching prefix (with a minimum).")
+    verdict: Literal["near_tie", "mismatch"]
+    reason: str
+
+
+class BatchProbe(BaseModel):
+    """The candidate re-run on a divergent request alone and in a smaller batch."""
+
+    alone_changed: bool = Field(description="The output run alone differs from the output in the full batch.")
+    small_batch_changed: bool | None = Field(
+        None, description="Same for a batch of only the divergent requests (null when there was one)."
+    )
+    small_batch_size: int | None = None
+
+
+class Cause(BaseModel):
+    """A named reason for differences, with the evidence that shows it."""
+
+    id: CauseId
+    title: str
+    evidence: list[str] = Field(default_factory=list)
+    requests: list[str] = Field(default_factory=list, description="Affected request ids; empty = every request.")
+
+
+class SideSetup(BaseModel):
+    """How one side was set up: the values the cause checks compare."""
+
+    role: Literal["reference", "candidate"]
+    backend: str
+    dtype: str
+    max_model_len: int | None = Field(description="Context limit the side enforces (null: none known).")
+    generation: dict[str, Any] = Field(description="The effective GenerationSpec of this side.")
+    prompt: PromptOptions
+    rope_scaling: dict[str, Any] | None = None
+    skip_special_tokens: bool = True
+    spaces_between_special_tokens: bool = True
 
 
 class BackendRunSummary(BaseModel):
@@ -44,6 +137,15 @@ class RequestComparison(BaseModel):
         None, description="Decoded reference token at the divergence; null if that side had stopped."
     )
     candidate_token_at_divergence: str | None = None
+    verdict: Verdict = Field("match", description="match, near_tie (numerical noise) or mismatch (a real difference).")
+    diagnosis: DivergenceDiagnosis | None = None
+    causes: list[CauseId] = Field(default_factory=list, description="Ids of the report's causes that apply here.")
+    text_similarity: float = Field(1.0, description="Normalised edit similarity of the two texts (1 = equal).")
+    candidate_prompt_tokens: int | None = Field(None, description="Set when the candidate's prompt ids differ.")
+    reference_logprobs: list[StepLogprobs] | None = None
+    candidate_logprobs: list[StepLogprobs] | None = None
+    teacher_forcing: TeacherForcing | None = None
+    batch_probe: BatchProbe | None = None
 
 
 class ParitySummary(BaseModel):
@@ -53,6 +155,9 @@ class ParitySummary(BaseModel):
     mean_common_prefix_fraction: float = Field(
         description="Mean share of each (longer) output covered by the common prefix."
     )
+    verdicts: dict[str, int] = Field(default_factory=dict, description="Requests per verdict.")
+    mean_text_similarity: float | None = None
+    teacher_forcing: DeltaStats | None = Field(None, description="Over all requests' teacher-forced positions.")
 
 
 class CompareReport(BaseModel):
@@ -68,3 +173,13 @@ class CompareReport(BaseModel):
     backends: list[BackendRunSummary]
     requests: list[RequestComparison]
     environment: EnvironmentInfo
+    logprobs_mode: str | None = Field(
+        None, description='"raw": log-softmax of the model logits before any sampling processor, both sides.'
+    )
+    logprobs_top_k: int | None = None
+    causes: list[Cause] = Field(default_factory=list, description="Named reasons for differences, with evidence.")
+    sides: list[SideSetup] = Field(default_factory=list)
+    token_strings: dict[int, str] = Field(
+        default_factory=dict,
+        description="Decoded text of every token id in the outputs and top-k lists (renders need no tokenizer).",
+    )

@@ -1,0 +1,44 @@
+"""``hf2vllm report``: re-render a saved parity report (terminal summary, report.html, exit gate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+
+def report(
+    source: Path = typer.Argument(..., help="A compare output directory (containing report.json) or a report.json."),
+    html: Path = typer.Option(None, "--html", help="Write the HTML report to this file (or DIR/report.html)."),
+    min_exact_match: float = typer.Option(
+        None, "--min-exact-match", min=0.0, max=1.0, help="Exit 1 when the exact-match rate is below this."
+    ),
+    only_mismatches: bool = typer.Option(False, "--only-mismatches", help="List only requests that differ."),
+) -> None:
+    """Show a saved report again; optionally write report.html and gate on the exact-match rate.
+
+    Exit codes: 0 ok, 1 exact-match rate below --min-exact-match, 2 bad input (missing or invalid report).
+    """
+    from hf2vllm.report.html import write_html
+    from hf2vllm.report.json_file import read_report
+    from hf2vllm.report.terminal import render_report
+
+    saved = read_report(source)
+    console = Console()
+    render_report(saved, console, only_mismatches=only_mismatches)
+    if html:
+        console.print(f"HTML report written to {write_html(saved, html)}")
+    check_exact_match_gate(saved.summary.exact_match_rate, min_exact_match)
+
+
+def check_exact_match_gate(rate: float, minimum: float | None) -> None:
+    """Raise ``ParityGateError`` (exit 1) when ``rate`` is below ``minimum``."""
+    from hf2vllm.errors import ParityGateError
+
+    if minimum is not None and rate < minimum:
+        raise ParityGateError(f"exact-match rate {rate:.3f} is below --min-exact-match {minimum}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
