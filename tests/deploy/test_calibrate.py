@@ -13,7 +13,8 @@ import pytest
 def test_calibrate_predicts_logged_kv_capacity_within_five_percent(deploy_cli, bundled_model_path, tmp_path):
     log = tmp_path / "vllm.log"
     result = deploy_cli("calibrate", str(bundled_model_path), "--max-model-len", "2048",
-                        "--kv-cache-memory-gib", "0.25", "--log", str(log), "--json", timeout=400)
+                        "--kv-cache-memory-gib", "0.25", "--log", str(log), "--json", "--timeout", "540",
+                        timeout=600)
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     logged = report["logged"]

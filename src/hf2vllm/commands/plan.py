@@ -98,6 +98,7 @@ def register(app: typer.Typer) -> None:
         enforce_eager: Annotated[bool, typer.Option("--enforce-eager", help="No CUDA graphs (slower, less memory).")] = False,
         images_per_prompt: Annotated[int, typer.Option("--images-per-prompt", help="VL models: images per prompt.")] = 1,
         preset: Annotated[Optional[str], typer.Option("--preset", help="Derive a named preset (see `hf2vllm presets`).")] = None,
+        serve_model: Annotated[Optional[str], typer.Option("--serve-model", help="Model id/path for the vllm serve command (e.g. the HF id when planning from a bare config.json).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON object.")] = False,
         yaml_out: Annotated[Optional[Path], typer.Option("--yaml-out", help="Write the `vllm serve --config` YAML here.")] = None,
         list_gpus: Annotated[bool, typer.Option("--list-gpus", help="List known accelerators and exit.")] = False,
@@ -120,7 +121,7 @@ def register(app: typer.Typer) -> None:
             kv_cache_dtype=kv_cache_dtype, quantization=quantization, dtype=dtype,
             gpu_memory_utilization=gpu_memory_utilization, block_size=block_size,
             max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
-            enforce_eager=enforce_eager, images_per_prompt=images_per_prompt,
+            enforce_eager=enforce_eager, images_per_prompt=images_per_prompt, serve_model=serve_model,
         )
         if preset:
             from hf2vllm.deploy.presets import build_preset

@@ -96,9 +96,15 @@ def run_until_capacity_logged(command: list[str], log_path: Path, timeout_s: flo
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
-            figures = parse_startup(log_path.read_text(errors="replace"))
+            text = log_path.read_text(errors="replace")
+            figures = parse_startup(text)
             if figures.complete:
                 return figures
+            if "Application startup complete" in text:
+                raise BackendUnavailableError(
+                    f"vllm serve started without logging its KV cache size (log: {log_path}); is "
+                    "VLLM_LOGGING_LEVEL above INFO?"
+                )
             if process.poll() is not None:
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
                 raise BackendUnavailableError(
@@ -138,6 +144,9 @@ def calibrate(request: CalibrationRequest) -> CalibrationResult:
     env = dict(os.environ)
     # The legacy variable would override --kv-cache-memory-bytes (vllm/platforms/cpu.py).
     env.pop("VLLM_CPU_KVCACHE_SPACE", None)
+    # The capacity figures are INFO lines; a quieter inherited level would hide them.
+    env["VLLM_LOGGING_LEVEL"] = "INFO"
+    env["VLLM_CONFIGURE_LOGGING"] = "1"
     log_path = request.log_path or Path(f"hf2vllm-calibrate-{int(time.time())}.log")
     logged = run_until_capacity_logged(command, log_path, request.timeout_s, env)
     if logged.kv_cache_tokens is None or logged.max_concurrency is None:

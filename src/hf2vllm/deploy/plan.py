@@ -83,6 +83,9 @@ class PlanRequest(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     served_model_name: str | None = None
+    serve_model: str | None = Field(
+        default=None, description="Model id or path to put in the vllm serve command (default: the checkpoint directory)."
+    )
 
 
 class MemoryBudget(BaseModel):
@@ -447,7 +450,7 @@ def make_plan(request: PlanRequest) -> Plan:
 
     args = _serve_args(request, arch, dtype, max_model_len, tp, pp, dp, max_num_seqs, batched_tokens,
                        block_size, prefix_caching, reasoning_parser, limit_mm, chosen.memory)
-    model_arg = request.model if model_dir else str(model_path.parent)
+    model_arg = request.serve_model or (request.model if model_dir else str(model_path.parent))
     command = shlex.join(["vllm", "serve", model_arg, *args])
     ray = _ray_commands(request, pp) if request.nodes > 1 else []
     if ray:
