@@ -1,10 +1,16 @@
 """Record real /metrics snapshots from a real `vllm serve` (CPU build, bundled model) under load.
 
-Run once by hand (about two minutes): `python tests/deploy/snapshots/record.py`. It starts the
-server with a deliberately small KV cache (0.05 GiB, ~1,150 tokens) so that one phase of the load
-overflows it, scrapes /metrics during each phase and writes the Prometheus text next to this file,
-plus the server log. Derived variants for the advice rules are made from these files by the tests
-(values edited, said so there).
+Run once by hand: `python tests/deploy/snapshots/record.py` (minutes on a busy 2-core machine). It
+starts the server with a deliberately small KV cache (0.05 GiB, 1,152 tokens) so that the heavy phase
+overflows it, scrapes /metrics during each phase and writes the Prometheus text next to this file, plus
+the server log. Derived variants for the advice rules are made from these files by the tests (values
+edited, said so there).
+
+The committed files come from one server run: idle, light_load and heavy_load were scraped by this
+script; the heavy phase was then abandoned (24 x 200 tokens at ~5 tok/s would have taken half an hour),
+and heavy_load_later (after the 6 preemptions) and few_shot (six sequential few-shot prompts,
+max_tokens 2) were scraped by hand from the same running server with the steps now in
+`heavy_then_few_shot()`.
 """
 
 from __future__ import annotations
@@ -69,6 +75,31 @@ async def load_and_scrape(prompts: list[str], max_tokens: int, name: str, delay:
         await asyncio.gather(*tasks)
 
 
+def heavy_then_few_shot() -> None:
+    """Overflow the KV cache (numbered prompts: no shared prefix), then reuse a few-shot prefix."""
+
+    async def heavy() -> None:
+        long_prompt = "Summarise the following notes. " + "The cache holds keys and values. " * 45
+        async with httpx.AsyncClient() as client:
+            tasks = [asyncio.create_task(complete(client, f"{i}: {long_prompt}", 200)) for i in range(24)]
+            await asyncio.sleep(8.0)
+            scrape("heavy_load")
+            await asyncio.sleep(300.0)  # long enough for preemptions; then abandon the rest
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(heavy())
+    time.sleep(20)
+    scrape("heavy_load_later")
+    shots = "".join(f"Q: What is {a} plus {a}? A: {2 * a}.\n" for a in range(1, 40))
+    for n in range(50, 56):
+        httpx.post(f"{BASE}/v1/completions", json={
+            "model": "smollm2-135m", "prompt": shots + f"Q: What is {n} plus {n}? A:",
+            "max_tokens": 2, "temperature": 0.0}, timeout=300)
+    scrape("few_shot")
+
+
 def main() -> None:
     from hf2vllm.models import bundled_model_path
 
@@ -77,12 +108,7 @@ def main() -> None:
         wait_ready()
         scrape("idle")
         asyncio.run(load_and_scrape(["Write a short poem about the sea."] * 2, 200, "light_load", 4.0))
-        long_prompt = "Summarise the following notes. " + "The cache holds keys and values. " * 45
-        asyncio.run(load_and_scrape([f"{i}: {long_prompt}" for i in range(24)], 200, "heavy_load", 8.0))
-        scrape("after_heavy")
-        shots = "".join(f"Q: What is {a} plus {a}? A: {2 * a}.\n" for a in range(1, 40))
-        asyncio.run(load_and_scrape([shots + f"Q: What is {n} plus {n}? A:" for n in range(50, 62)], 8, "few_shot", 3.0))
-        scrape("after_few_shot")
+        heavy_then_few_shot()
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
