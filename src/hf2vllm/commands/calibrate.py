@@ -24,8 +24,7 @@ def register(app: typer.Typer) -> None:
         timeout_s: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the KV lines.")] = 300.0,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
-        """Start vLLM (CPU build, eager) with the plan, read `KV cache size` and `Maximum concurrency`
-        from its log, and print predicted vs logged with the relative error."""
+        """Start vLLM (CPU build, eager) with the plan, read `KV cache size` and `Maximum concurrency` from its log, and print predicted vs logged with the relative error."""
         from rich.console import Console
         from rich.table import Table
 

@@ -40,8 +40,7 @@ def register(app: typer.Typer) -> None:
         max_num_seqs: Annotated[Optional[int], typer.Option("--max-num-seqs", help="The server's max_num_seqs, to size the advice.")] = None,
         workload: Annotated[str, typer.Option("--workload", help="general or few-shot (expects prefix-cache hits).")] = "general",
     ) -> None:
-        """Show running/waiting requests, KV-cache usage, prefix-cache hit rate, throughput and
-        preemptions, with advice and its reasoning."""
+        """Show running/waiting requests, KV-cache usage, prefix-cache hit rate, throughput and preemptions, with advice and its reasoning."""
         from rich.console import Console
 
         from hf2vllm.deploy.monitor import (

@@ -29,8 +29,6 @@ def _request(**values):
         raise InputError(f"--goal {values['goal']!r}: choose one of {', '.join(GOALS)}")
     if values["device"] not in ("gpu", "cpu"):
         raise InputError(f"--device {values['device']!r}: choose gpu or cpu")
-    if values["device"] == "gpu" and values["gpu"] is None and values["gpu_memory_gib"] is None:
-        raise InputError("plan for which accelerator? give --gpu NAME (see `hf2vllm plan --list-gpus`) or --gpu-memory-gib")
     return PlanRequest(**values)
 
 
@@ -103,8 +101,7 @@ def register(app: typer.Typer) -> None:
         yaml_out: Annotated[Optional[Path], typer.Option("--yaml-out", help="Write the `vllm serve --config` YAML here.")] = None,
         list_gpus: Annotated[bool, typer.Option("--list-gpus", help="List known accelerators and exit.")] = False,
     ) -> None:
-        """Plan a vLLM deployment from config.json: weights, KV bytes per token, KV capacity and
-        concurrency as vLLM will log them, parallelism with its reason, and the serve command."""
+        """Plan a vLLM deployment from config.json: weights, KV bytes per token, KV capacity and concurrency as vLLM will log them, parallelism with its reason, and the serve command."""
         from rich.console import Console
 
         from hf2vllm.deploy.hardware import ACCELERATORS
@@ -157,8 +154,6 @@ def register(app: typer.Typer) -> None:
         from hf2vllm.deploy.plan import PlanRequest
         from hf2vllm.deploy.presets import PRESETS, build_preset
 
-        if device == "gpu" and gpu is None and gpu_memory_gib is None:
-            raise InputError("give --gpu NAME or --gpu-memory-gib (or --device cpu)")
         base = PlanRequest(model=_model_path(model), gpu=gpu, gpu_memory_gib=gpu_memory_gib, gpus=gpus,
                            device=device, kv_cache_memory_gib=kv_cache_memory_gib)
         results = {}

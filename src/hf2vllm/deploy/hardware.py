@@ -43,8 +43,26 @@ def resolve_accelerator(name: str | None, memory_gib: float | None) -> Accelerat
             raise InputError("--gpu-memory-gib must be positive")
         return Accelerator(name=name or f"custom-{memory_gib:g}GiB", memory_gib=memory_gib)
     if name is None:
-        raise InputError("give --gpu NAME or --gpu-memory-gib N (or --device cpu with --kv-cache-memory-gib)")
+        local = local_gpu()
+        if local is not None:
+            return local
+        raise InputError(
+            "no GPU here to measure: give --gpu NAME (see `hf2vllm plan --list-gpus`), --gpu-memory-gib N, "
+            "or --device cpu"
+        )
     for key, accelerator in ACCELERATORS.items():
         if key.lower() == name.lower():
             return accelerator
     raise InputError(f"--gpu {name!r}: unknown accelerator (known: {', '.join(ACCELERATORS)}; or use --gpu-memory-gib)")
+
+
+def local_gpu() -> Accelerator | None:
+    """The GPU of this machine, when there is one (used when neither --gpu nor a size is given)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    total = torch.cuda.mem_get_info()[1]
+    return Accelerator(name=torch.cuda.get_device_name(0), memory_gib=round(total / GIB, 2))
