@@ -220,7 +220,7 @@ def _sweep(with_batch: Callable[[int], list[int]], requests: Sequence[PreparedRe
     for bs in sizes:
         label = f"HF batched (bs={bs})"
         if bs > n:
-            out.append(_failed("hf_batched", label, "hf", bs, n, "skipped_time_cap",
+            out.append(_failed("hf_batched", label, "hf", bs, n, "skipped",
                                f"batch size above the {n} requests in the set"))
             continue
         if time.perf_counter() - started > options.sweep_time_cap_s:

@@ -79,7 +79,7 @@ class OfflineModeResult(BaseModel):
     peak_rss_mib: float = Field(description="Peak RSS of this process plus its engine children during the mode")
     output_lengths_equal: bool = Field(description="Every request generated the same number of tokens")
     repeats: list[float] = Field(default_factory=list, description="output tokens/s of each timed repetition")
-    status: Literal["ok", "oom", "skipped_time_cap", "error"] = "ok"
+    status: Literal["ok", "oom", "skipped", "skipped_time_cap", "error"] = "ok"
     note: str | None = None
 
 

@@ -12,6 +12,13 @@ def _f(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _rate(value: float | None) -> str:
+    """Rates keep three significant figures, so a slow (busy-machine) run does not print 0.0."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
 def _load(profile: str, load: float) -> str:
     if profile == "concurrency":
         return f"concurrency {int(load)}"
@@ -37,6 +44,12 @@ def render_markdown(report: BenchReport, *, json_name: str = "bench/bench.json",
         f"With {m.logical_cpus} CPUs, a load average well above {m.logical_cpus} means other processes shared "
         "the cores: absolute numbers are then low and noisy; ratios measured in the same run are more robust.",
     ]
+    peak_load = max([*m.load_average_start[:1], *m.load_average_end[:1]], default=0.0)
+    if m.logical_cpus and peak_load > 1.5 * m.logical_cpus:
+        lines += ["", f"> **Busy machine.** The 1-minute load average reached {peak_load:g} on {m.logical_cpus} CPUs: "
+                      "other processes competed for the cores during this run, so absolute throughput is far below "
+                      "what this machine gives when idle and run-to-run noise is large. Re-run `make bench` on a "
+                      "quiet machine before quoting these numbers."]
     lines += [f"- Note: {note}" for note in report.notes]
     if report.offline is not None:
         off = report.offline
@@ -53,16 +66,20 @@ def render_markdown(report: BenchReport, *, json_name: str = "bench/bench.json",
         ]
         for mode in off.modes:
             ratio = ratios.get(mode.label)
+            note = f" ({mode.note})" if mode.note else ""
+            if mode.status != "ok":
+                lines.append(f"| {mode.label} | - | - | - | - | - | {mode.status}{note} |")
+                continue
             lines.append(
-                f"| {mode.label} | {_f(mode.output_tokens_per_second)} | {_f(mode.requests_per_second, 2)} | "
+                f"| {mode.label} | {_rate(mode.output_tokens_per_second)} | {_rate(mode.requests_per_second)} | "
                 f"{_f(mode.total_seconds, 2)} | {_f(mode.peak_rss_mib, 0)} | "
-                f"{'-' if ratio is None else f'{ratio:.2f}x'} | {mode.status}{f' ({mode.note})' if mode.note else ''} |"
+                f"{'-' if ratio is None else f'{ratio:.2f}x'} | {mode.status}{note} |"
             )
         if off.fairness is not None:
             f = off.fairness
             lines += ["", f"**Fairness check**: HF batched at its best batch size ({f.batch_size}) ran "
-                          f"{f.hf_batched_tokens_per_second:.1f} tok/s; a plain hand-written `model.generate` loop on "
-                          f"padded batches of the same size ran {f.plain_loop_tokens_per_second:.1f} tok/s (ratio "
+                          f"{_rate(f.hf_batched_tokens_per_second)} tok/s; a plain hand-written `model.generate` loop on "
+                          f"padded batches of the same size ran {_rate(f.plain_loop_tokens_per_second)} tok/s (ratio "
                           f"{f.ratio:.3f}): {'holds' if f.holds else 'DOES NOT HOLD'} "
                           f"({'within noise' if f.within_noise else 'outside noise'})."]
     if report.serve is not None:
@@ -81,8 +98,8 @@ def render_markdown(report: BenchReport, *, json_name: str = "bench/bench.json",
             itl = "-" if p.itl_ms is None else f"{p.itl_ms.median:.0f} / {p.itl_ms.p99:.0f}"
             e2e = "-" if p.e2e_ms is None else f"{p.e2e_ms.median:.0f} / {p.e2e_ms.p99:.0f}"
             lines.append(
-                f"| {_load(p.profile, p.load)} | {p.completed}/{p.requests} | {_f(p.output_tokens_per_second)} | "
-                f"{_f(p.requests_per_second, 2)} | {_f(p.goodput_requests_per_second, 2)} | {ttft} | "
+                f"| {_load(p.profile, p.load)} | {p.completed}/{p.requests} | {_rate(p.output_tokens_per_second)} | "
+                f"{_rate(p.requests_per_second)} | {_rate(p.goodput_requests_per_second)} | {ttft} | "
                 f"{_f(p.tpot_ms.median if p.tpot_ms else None)} | {itl} | {e2e} |"
             )
         if not s.slo.is_empty():
@@ -98,8 +115,8 @@ def render_markdown(report: BenchReport, *, json_name: str = "bench/bench.json",
             lines += [f"**{c.source}** ({c.sequences} sequences x {c.output_tokens_per_sequence} tokens; last/first "
                       f"bucket = {_f(c.last_to_first_ratio, 3)})", "",
                       "| positions | tok/s per sequence | aggregate tok/s | mean ITL ms |", "|---|---:|---:|---:|"]
-            lines += [f"| {b.start}-{b.end - 1} | {_f(b.tokens_per_second_per_sequence)} | "
-                      f"{_f(b.aggregate_tokens_per_second)} | {_f(b.mean_itl_ms)} |" for b in c.buckets]
+            lines += [f"| {b.start}-{b.end - 1} | {_rate(b.tokens_per_second_per_sequence)} | "
+                      f"{_rate(b.aggregate_tokens_per_second)} | {_f(b.mean_itl_ms)} |" for b in c.buckets]
             lines.append("")
     if report.crosscheck is not None:
         c = report.crosscheck
