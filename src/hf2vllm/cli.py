@@ -29,7 +29,10 @@ COMMAND_MODULES = [
     "translate",
     "serve",
     "check_server",
+    "plan",
     "multimodal",
+    "calibrate",
+    "monitor",
     "bench",
     "report",
 ]
