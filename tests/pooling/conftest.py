@@ -78,3 +78,16 @@ def vllm_pooler(bundled_model: Path, pooling_api):  # type: ignore[no-untyped-de
 def hf_model(hf_backend):  # type: ignore[no-untyped-def]
     """The shared HF backend's model (never mutated: adapters are applied to copies)."""
     return hf_backend.model
+
+
+@pytest.fixture(scope="session")
+def vllm_lora_generate(bundled_model: Path):  # type: ignore[no-untyped-def]
+    """A generate engine with LoRA enabled (the shared `vllm_backend` is started without it)."""
+    from hf2vllm.backends.vllm_offline import VLLMBackend
+
+    backend = VLLMBackend(
+        bundled_model, dtype="float32", enforce_eager=True, kv_cache_gib=TEST_KV_CACHE_GIB,
+        enable_lora=True, max_lora_rank=LORA_RANK, max_loras=1,
+    )
+    yield backend
+    backend.close()

@@ -130,7 +130,7 @@ def vllm_engine_options(
     api: PoolingAPI, options: PoolingOptions, *, normalise: bool | None, pooling_type: str | None,
     inspection: AdapterInspection | None,
 ) -> dict[str, Any]:
-    """Engine kwargs for the pooling side (also used by the test fixture, so both run the same way)."""
+    """``VLLMBackend`` kwargs for the pooling side: pooler config, LoRA limits, context and KV size."""
     kwargs = pooling_engine_kwargs(
         api, "token" if options.task == "hidden-states" else "sequence", normalise=bool(normalise), pooling_type=pooling_type
     )
