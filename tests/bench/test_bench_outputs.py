@@ -89,3 +89,11 @@ def test_compare_command_reports_a_missing_file_on_one_line(tmp_path: Path) -> N
                            str(tmp_path / "nope.json")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"error: benchmark report not found: {tmp_path / 'nope.json'}"]
+
+
+def test_suite_refuses_an_unknown_stage_before_any_work(tmp_path: Path) -> None:
+    from hf2vllm.bench.suite import SuiteOptions, run_suite
+
+    with pytest.raises(InputError, match="--stages: unknown stage"):
+        run_suite(SuiteOptions(out_dir=tmp_path, markdown=None, stages=["offline", "warp_drive"]))
+    assert not any(tmp_path.iterdir())

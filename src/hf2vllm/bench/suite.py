@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from hf2vllm.bench.schema import SLO, BenchReport
+
+
+STAGES = ("offline", "hf_decay", "serve", "served_decay", "crosscheck")
 
 
 class SuiteOptions(BaseModel):
@@ -33,6 +37,8 @@ class SuiteOptions(BaseModel):
     crosscheck_rounds: int = Field(3, ge=1)
     crosscheck_concurrency: int = 4
     kv_cache_gib: float = 1.0
+    stages: list[str] = Field(default_factory=lambda: list(STAGES), description="Stages to run, in the fixed order.")
+    resume: bool = Field(False, description="Start from out_dir/bench.json and keep the sections not re-run.")
 
 
 def _save(report: BenchReport, options: SuiteOptions) -> None:
@@ -56,23 +62,50 @@ def _save(report: BenchReport, options: SuiteOptions) -> None:
 
 
 def run_suite(options: SuiteOptions, on_status: Callable[[str], None] | None = None) -> BenchReport:
-    from hf2vllm.backends.hf import HFBackend
-    from hf2vllm.bench.decay import decay_curve, hf_token_times
+    """Run ``options.stages`` in order; with ``resume``, sections not re-run come from the earlier JSON."""
     from hf2vllm.bench.machine import collect_machine
-    from hf2vllm.bench.offline import OfflineBenchOptions, prepare_bench_requests, run_offline
-    from hf2vllm.bench.serve.runner import ServeOptions, run_serve, workload_from_requests
     from hf2vllm.models import bundled_model_path
-    from hf2vllm.parity.run import load_tokenizer, stop_token_ids
-    from hf2vllm.requests import bundled_prompts_path, load_requests
+    from hf2vllm.parity.run import load_tokenizer
 
     status = on_status or (lambda _m: None)
+    unknown = set(options.stages) - set(STAGES)
+    if unknown:
+        from hf2vllm.errors import InputError
+
+        raise InputError(f"--stages: unknown stage(s) {sorted(unknown)}; known: {', '.join(STAGES)}")
     model_path = bundled_model_path()
     report = BenchReport(kind="full", machine=collect_machine())
+    previous = options.out_dir / "bench.json"
+    if options.resume and previous.is_file():
+        from hf2vllm.bench.outputs.json_file import read_json
 
-    # 1. Offline: HF modes, then (HF closed) vLLM modes.
+        # Keep the earlier sections (and the machine they were measured on: its start time and load).
+        report = read_json(previous)
+        now = collect_machine()
+        report.notes.append(f"stages {', '.join(options.stages)} run at {now.started_at} on top of the earlier "
+                            f"results (load average then {now.load_average_start})")
+    tokenizer = load_tokenizer(model_path)
+    if "offline" in options.stages:
+        _offline_stage(report, options, status)
+    if "hf_decay" in options.stages:
+        _hf_decay_stage(report, options, model_path, tokenizer, status)
+    if {"serve", "served_decay", "crosscheck"} & set(options.stages):
+        _server_stages(report, options, model_path, tokenizer, status)
+    note = ("fixed output length: every request generates exactly max_new_tokens tokens "
+            "(min_new_tokens/min_tokens on the offline backends, ignore_eos on the server)")
+    if note not in report.notes:
+        report.notes.append(note)
+    _save(report, options)
+    return report
+
+
+def _offline_stage(report: BenchReport, options: SuiteOptions, status: Callable[[str], None]) -> None:
+    from hf2vllm.bench.offline import OfflineBenchOptions, run_offline
+
     offline_opts = OfflineBenchOptions(limit=options.requests, max_new_tokens=options.max_new_tokens,
                                        batch_sizes=options.batch_sizes, repeats=options.repeats,
                                        kv_cache_gib=options.kv_cache_gib)
+
     def on_progress(partial):  # type: ignore[no-untyped-def]
         report.offline = partial
         _save(report, options)
@@ -80,9 +113,16 @@ def run_suite(options: SuiteOptions, on_status: Callable[[str], None] | None = N
     report.offline = run_offline(offline_opts, on_status=status, on_progress=on_progress)
     _save(report, options)
 
-    # 2. Decay on HF: one batch generating a long fixed-length answer, every step timed.
+
+def _hf_decay_stage(report: BenchReport, options: SuiteOptions, model_path: Path, tokenizer: Any,
+                    status: Callable[[str], None]) -> None:
+    """One HF batch generating a long fixed-length answer, every decode step timed."""
+    from hf2vllm.backends.hf import HFBackend
+    from hf2vllm.bench.decay import decay_curve, hf_token_times
+    from hf2vllm.bench.offline import OfflineBenchOptions, prepare_bench_requests
+    from hf2vllm.parity.run import stop_token_ids
+
     status(f"decay: HF batch of {options.decay_sequences} x {options.decay_tokens} tokens")
-    tokenizer = load_tokenizer(model_path)
     hf = HFBackend(model_path, dtype="float32", batch_size=options.decay_sequences)
     try:
         decay_reqs = prepare_bench_requests(
@@ -93,10 +133,17 @@ def run_suite(options: SuiteOptions, on_status: Callable[[str], None] | None = N
                                pad_token_id=hf.pad_token_id, eos_token_ids=stops)
     finally:
         hf.close()
-    report.decay.append(decay_curve(times, options.decay_bucket, f"HF batched (bs={options.decay_sequences})"))
+    source = f"HF batched (bs={options.decay_sequences})"
+    report.decay = [c for c in report.decay if c.source != source]
+    report.decay.append(decay_curve(times, options.decay_bucket, source))
     _save(report, options)
 
-    # 3. A real `vllm serve`: served sweep, served decay, cross-check.
+
+def _server_stages(report: BenchReport, options: SuiteOptions, model_path: Path, tokenizer: Any,
+                   status: Callable[[str], None]) -> None:
+    """One real `vllm serve` for the served sweep, the served decay curve and the cross-check."""
+    from hf2vllm.bench.serve.runner import ServeOptions, run_serve, workload_from_requests
+    from hf2vllm.requests import bundled_prompts_path, load_requests
     from hf2vllm.server.launch import ServerConfig, VLLMServer, small_cpu_server_args
 
     status("starting vllm serve")
@@ -108,31 +155,45 @@ def run_suite(options: SuiteOptions, on_status: Callable[[str], None] | None = N
         items = workload_from_requests(requests, max_tokens=options.max_new_tokens)
         serve_opts = ServeOptions(url=server.base_url, model=server.model_name, concurrency=options.serve_concurrency,
                                   rates=options.serve_rates, max_requests=options.serve_requests, slo=options.slo)
-        status("served sweep")
-        report.serve = asyncio.run(run_serve(serve_opts, items, prompt_source="bundled prompt set (chat)"))
-        _save(report, options)
+        if "serve" in options.stages:
+            status("served sweep")
+            report.serve = asyncio.run(run_serve(serve_opts, items, prompt_source="bundled prompt set (chat)"))
+            _save(report, options)
+        if "served_decay" in options.stages:
+            _served_decay(report, options, server, requests, status)
+        if "crosscheck" in options.stages:
+            _crosscheck(report, options, server, model_path, tokenizer, status)
 
-        status(f"decay: vLLM served, concurrency {options.decay_sequences} x {options.decay_tokens} tokens")
-        decay_items = workload_from_requests(requests[: options.decay_sequences], max_tokens=options.decay_tokens)
-        timings: dict = {}
-        decay_opts = ServeOptions(url=server.base_url, model=server.model_name, concurrency=[options.decay_sequences],
-                                  max_requests=options.decay_sequences, warmup_requests=0, time_cap_s=600)
-        asyncio.run(run_serve(decay_opts, decay_items, keep_timings=timings))
-        served = [t.token_times for runs in timings.values() for t in runs if t.ok]
-        report.decay.append(decay_curve(served, options.decay_bucket,
-                                        f"vLLM served (concurrency {options.decay_sequences})"))
-        _save(report, options)
 
-        from hf2vllm.bench.crosscheck import CrossCheckOptions, run_crosscheck
+def _served_decay(report: BenchReport, options: SuiteOptions, server: Any, requests: list[Any],
+                  status: Callable[[str], None]) -> None:
+    """Concurrent long fixed-length requests to the server; their streamed chunk times make the curve."""
+    from hf2vllm.bench.decay import decay_curve
+    from hf2vllm.bench.serve.runner import ServeOptions, run_serve, workload_from_requests
 
-        prompts = [r.prompt_text for r in prepare_bench_requests(
-            OfflineBenchOptions(limit=options.requests, max_new_tokens=options.max_new_tokens), model_path, tokenizer)]
-        cc = CrossCheckOptions(base_url=server.base_url, model_name=server.model_name, tokenizer=model_path,
-                               prompts=prompts, output_len=options.max_new_tokens,
-                               concurrency=options.crosscheck_concurrency, num_prompts=options.requests,
-                               rounds=options.crosscheck_rounds, workdir=options.out_dir / "crosscheck")
-        report.crosscheck = run_crosscheck(cc, server.command(), on_status=status)
-    report.notes.append("fixed output length: every request generates exactly max_new_tokens tokens "
-                        "(min_new_tokens/min_tokens on the offline backends, ignore_eos on the server)")
+    status(f"decay: vLLM served, concurrency {options.decay_sequences} x {options.decay_tokens} tokens")
+    decay_items = workload_from_requests(requests[: options.decay_sequences], max_tokens=options.decay_tokens)
+    timings: dict[str, Any] = {}
+    decay_opts = ServeOptions(url=server.base_url, model=server.model_name, concurrency=[options.decay_sequences],
+                              max_requests=options.decay_sequences, warmup_requests=0, time_cap_s=600)
+    asyncio.run(run_serve(decay_opts, decay_items, keep_timings=timings))
+    served = [t.token_times for runs in timings.values() for t in runs if t.ok]
+    source = f"vLLM served (concurrency {options.decay_sequences})"
+    report.decay = [c for c in report.decay if c.source != source]
+    report.decay.append(decay_curve(served, options.decay_bucket, source))
     _save(report, options)
-    return report
+
+
+def _crosscheck(report: BenchReport, options: SuiteOptions, server: Any, model_path: Path, tokenizer: Any,
+                status: Callable[[str], None]) -> None:
+    from hf2vllm.bench.crosscheck import CrossCheckOptions, run_crosscheck
+    from hf2vllm.bench.offline import OfflineBenchOptions, prepare_bench_requests
+
+    prompts = [r.prompt_text for r in prepare_bench_requests(
+        OfflineBenchOptions(limit=options.requests, max_new_tokens=options.max_new_tokens), model_path, tokenizer)]
+    cc = CrossCheckOptions(base_url=server.base_url, model_name=server.model_name, tokenizer=model_path,
+                           prompts=prompts, output_len=options.max_new_tokens,
+                           concurrency=options.crosscheck_concurrency, num_prompts=options.requests,
+                           rounds=options.crosscheck_rounds, workdir=options.out_dir / "crosscheck")
+    report.crosscheck = run_crosscheck(cc, server.command(), on_status=status)
+    _save(report, options)

@@ -180,6 +180,9 @@ def suite(
     decay_tokens: int = typer.Option(256, "--decay-tokens", min=2),
     decay_bucket: int = typer.Option(64, "--decay-bucket", min=1),
     rounds: int = typer.Option(3, "--crosscheck-rounds", min=1),
+    stages: str = typer.Option("offline,hf_decay,serve,served_decay,crosscheck", "--stages",
+                               help="Comma-separated stages to run (order is fixed)."),
+    resume: bool = typer.Option(False, "--resume", help="Keep sections of OUT/bench.json that are not re-run."),
     verbose: bool = typer.Option(False, "--verbose"),
 ) -> None:
     """What `make bench` runs: offline, decay, a served sweep and the cross-check vs `vllm bench serve`."""
@@ -188,7 +191,8 @@ def suite(
     from hf2vllm.bench.suite import SuiteOptions, run_suite
 
     options = SuiteOptions(out_dir=out, markdown=markdown, requests=requests, max_new_tokens=max_new_tokens,
-                           decay_tokens=decay_tokens, decay_bucket=decay_bucket, crosscheck_rounds=rounds)
+                           decay_tokens=decay_tokens, decay_bucket=decay_bucket, crosscheck_rounds=rounds,
+                           stages=[st.strip() for st in stages.split(",") if st.strip()], resume=resume)
     console = Console()
     with console.status("starting") as spinner:
         report = run_suite(options, on_status=lambda m: (spinner.update(m), console.log(m)))
