@@ -16,6 +16,10 @@ def _load_text(profile: str, load: float) -> str:
     return "rate=inf" if math.isinf(load) else f"rate={load:g}/s"
 
 
+def _rate(value: float) -> str:
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
 def _ms(stats: object, field: str) -> str:
     return "-" if stats is None else f"{getattr(stats, field):.1f}"
 
@@ -33,15 +37,18 @@ def render_report(report: BenchReport, console: Console) -> None:
         ratios = {s.label: s.ratio_vs_hf_batched_best for s in off.speedups}
         for mode in off.modes:
             ratio = ratios.get(mode.label)
-            table.add_row(mode.label, f"{mode.output_tokens_per_second:.1f}", f"{mode.requests_per_second:.2f}",
+            if mode.status != "ok":
+                table.add_row(mode.label, "-", "-", "-", "-", "-", f"{mode.status}: {mode.note or ''}")
+                continue
+            table.add_row(mode.label, _rate(mode.output_tokens_per_second), _rate(mode.requests_per_second),
                           f"{mode.total_seconds:.2f}", f"{mode.peak_rss_mib:.0f}",
                           "-" if ratio is None else f"{ratio:.2f}x", mode.status)
         console.print(table)
         if off.fairness is not None:
             f = off.fairness
             verdict = "[green]holds[/]" if f.holds else "[red]does not hold[/]"
-            console.print(f"fairness: HF batched (bs={f.batch_size}) {f.hf_batched_tokens_per_second:.1f} tok/s vs "
-                          f"plain generate() loop {f.plain_loop_tokens_per_second:.1f} tok/s "
+            console.print(f"fairness: HF batched (bs={f.batch_size}) {_rate(f.hf_batched_tokens_per_second)} tok/s vs "
+                          f"plain generate() loop {_rate(f.plain_loop_tokens_per_second)} tok/s "
                           f"(ratio {f.ratio:.3f}) -> {verdict}")
     if report.serve is not None:
         srv = report.serve
@@ -52,7 +59,7 @@ def render_report(report: BenchReport, console: Console) -> None:
         for p in srv.points:
             good = "-" if p.goodput_requests_per_second is None else f"{p.goodput_requests_per_second:.2f}"
             table.add_row(_load_text(p.profile, p.load), f"{p.completed}/{p.requests}",
-                          f"{p.output_tokens_per_second:.1f}", f"{p.requests_per_second:.2f}", good,
+                          _rate(p.output_tokens_per_second), _rate(p.requests_per_second), good,
                           f"{_ms(p.ttft_ms, 'median')}/{_ms(p.ttft_ms, 'p99')}", _ms(p.tpot_ms, "median"),
                           _ms(p.itl_ms, "p99"), f"{_ms(p.e2e_ms, 'median')}/{_ms(p.e2e_ms, 'p99')}")
         console.print(table)
@@ -66,8 +73,8 @@ def render_report(report: BenchReport, console: Console) -> None:
         for col in ("positions", "tok/s per sequence", "aggregate tok/s", "mean ITL ms"):
             table.add_column(col, justify="right")
         for b in curve.buckets:
-            table.add_row(f"{b.start}-{b.end - 1}", f"{b.tokens_per_second_per_sequence:.1f}",
-                          f"{b.aggregate_tokens_per_second:.1f}", f"{b.mean_itl_ms:.1f}")
+            table.add_row(f"{b.start}-{b.end - 1}", _rate(b.tokens_per_second_per_sequence),
+                          _rate(b.aggregate_tokens_per_second), f"{b.mean_itl_ms:.1f}")
         console.print(table)
     if report.crosscheck is not None:
         c = report.crosscheck
