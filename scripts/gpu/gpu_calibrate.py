@@ -24,7 +24,9 @@ from pathlib import Path
 # project's parser (deploy/vllm_logs.py) expects vLLM 0.32's single line, so this script reads them itself.
 KV_TOKENS = re.compile(r"(?P<device>[A-Z]+) KV cache size: (?P<tokens>[\d,]+) tokens")
 CONCURRENCY = re.compile(r"Maximum concurrency for (?P<length>[\d,]+) tokens per request: (?P<x>[\d.]+)x")
-KV_MEMORY = re.compile(r"Available KV cache memory: (?P<gib>[\d.]+) GiB")
+# Profiled start: "Available KV cache memory: X GiB"; with --kv-cache-memory-bytes vLLM 0.26 skips the
+# profile and logs "reserved X GiB memory for KV Cache as specified by kv_cache_memory_bytes" instead.
+KV_MEMORY = re.compile(r"(?:Available KV cache memory: |reserved )(?P<gib>[\d.]+) GiB(?: memory for KV Cache)?")
 
 
 def parse(text: str) -> dict | None:
@@ -57,6 +59,10 @@ def run_until_logged(command: list[str], log_path: Path, timeout_s: float) -> di
 
 
 def main() -> None:
+    import signal
+
+    # `timeout` sends SIGTERM: turn it into SystemExit so the server (its own session) is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser()
     parser.add_argument("--gpu", default="auto", help="planner accelerator name; auto: from torch")
     parser.add_argument("--dtype", default="bfloat16")
