@@ -64,9 +64,6 @@ def main() -> None:
     vllm = VLLMBackend(model_path, dtype=args.dtype, enforce_eager=args.eager,
                        gpu_memory_utilization=args.gpu_memory_utilization)
 
-    def write_partial(modes):  # type: ignore[no-untyped-def]
-        target.write_text(json.dumps([json.loads(m.model_dump_json()) for m in modes], indent=2))
-
     report = run_offline(options, hf_backend=hf, vllm_backend=vllm,
                          on_status=lambda m: print("  ", m, flush=True))
     vllm.close()
