@@ -132,10 +132,14 @@ def diagnose_divergence(
         return DivergenceDiagnosis(**base, verdict="near_tie", reason=reason)
     which = "reference" if not within_ref else "candidate"
     value = ref_margin if not within_ref else cand_margin
-    return DivergenceDiagnosis(
-        **base, verdict="mismatch",
-        reason=f"{which} margin {value:.4g} is outside [0, 2 × noise floor {floor:.3g}] = [0, {limit:.3g}]",
-    )
+    reason = f"{which} margin {value:.4g} is outside [0, 2 × noise floor {floor:.3g}] = [0, {limit:.3g}]"
+    # Raw logprobs that rank another token above the one chosen mean something after the logits
+    # (a penalty, a bias, sampling) picked the token, not the model's numbers.
+    if cand_rank == 1:
+        reason += "; the candidate's raw logprobs rank the reference token first, yet it chose another"
+    elif ref_margin < 0:
+        reason += "; the reference's raw logprobs rank another token above the one it chose"
+    return DivergenceDiagnosis(**base, verdict="mismatch", reason=reason)
 
 
 def _stopped_reason(
