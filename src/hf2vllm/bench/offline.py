@@ -144,7 +144,8 @@ def plain_hf_batched_generate(model: Any, prompts: Sequence[Sequence[int]], *, b
             attention[row, width - len(ids) :] = 1
         with torch.no_grad():
             out = model.generate(
-                input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
+                input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+                max_new_tokens=max_new_tokens,
                 min_new_tokens=min_new_tokens or None, do_sample=False, temperature=None, top_p=None, top_k=None,
                 pad_token_id=pad_token_id, eos_token_id=list(eos_token_ids) or None,
             )

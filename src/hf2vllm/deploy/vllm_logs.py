@@ -3,9 +3,11 @@
 The patterns follow vllm 0.32's format strings:
 
 * ``update_kv_cache_capacity``: ``"%s KV cache size: %s tokens, Maximum concurrency for %s tokens
-  per request: %.2fx"`` (``GPU``/``CPU`` prefix, thousands separators)
+  per request: %.2fx"`` (``GPU``/``CPU`` prefix, thousands separators). vLLM 0.26 (the CUDA build
+  of docs/gpu-validation.md) logs the same two figures on two separate lines.
 * CPU worker: ``"Explicitly set (X/Y) GiB for KV cache"`` or ``"Auto set (X/Y) GiB for KV cache"``;
-  GPU worker: ``"Available KV cache memory: X GiB"``
+  GPU worker: ``"Available KV cache memory: X GiB"``, or with an explicit size (0.26)
+  ``"reserved X GiB memory for KV Cache as specified by kv_cache_memory_bytes"``
 * ``LoggingStatLogger.log``: ``"Avg prompt throughput: %.1f tokens/s, Avg generation throughput:
   %.1f tokens/s, Running: %d reqs, Waiting: %d reqs[, Preemptions: %d], %s KV cache usage: %.1f%%[,
   Prefix cache hit rate: %.1f%%]"``
@@ -19,11 +21,14 @@ from pydantic import BaseModel
 
 _NUMBER = r"[\d,]+"
 KV_SIZE = re.compile(
-    rf"(?:(?P<device>[A-Z][A-Za-z0-9 +]*?) )?KV cache size: (?P<tokens>{_NUMBER}) tokens, "
-    rf"Maximum concurrency for (?P<length>{_NUMBER}) tokens per request: (?P<concurrency>[\d.]+)x"
+    rf"(?:(?P<device>[A-Z][A-Za-z0-9 +]*?) )?KV cache size: (?P<tokens>{_NUMBER}) tokens"
+    rf"(?:, |\n[^\n]*?)Maximum concurrency for (?P<length>{_NUMBER}) tokens per request: (?P<concurrency>[\d.]+)x"
 )
 CPU_KV_MEMORY = re.compile(r"(?P<how>Explicitly|Auto) set \((?P<kv>[\d.]+)/(?P<total>[\d.]+)\) GiB for KV cache")
-GPU_KV_MEMORY = re.compile(r"Available KV cache memory: (?P<kv>[\d.]+) GiB")
+GPU_KV_MEMORY = re.compile(
+    r"(?:Available KV cache memory: (?P<kv>[\d.]+) GiB"
+    r"|reserved (?P<reserved>[\d.]+) GiB memory for KV Cache as specified by kv_cache_memory_bytes)"
+)
 STATS = re.compile(
     r"Avg prompt throughput: (?P<prompt>[\d.]+) tokens/s, "
     r"Avg generation throughput: (?P<generation>[\d.]+) tokens/s, "
@@ -77,8 +82,8 @@ def parse_startup(text: str) -> StartupFigures:
         figures.kv_memory_gib = float(match["kv"])
         figures.kv_memory_source = "explicit" if match["how"] == "Explicitly" else "auto"
     for match in GPU_KV_MEMORY.finditer(text):
-        figures.kv_memory_gib = float(match["kv"])
-        figures.kv_memory_source = "available"
+        figures.kv_memory_gib = float(match["kv"] or match["reserved"])
+        figures.kv_memory_source = "available" if match["kv"] else "explicit"
     return figures
 
 
