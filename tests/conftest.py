@@ -8,7 +8,8 @@ explicit KV cache size so they start regardless of what else the machine is doin
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,35 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TEST_KV_CACHE_GIB = 1.0
 """KV cache of each test engine/server: ~23k tokens of the bundled model in float32."""
+
+TESTS_ROOT = Path(__file__).parent
+_AREA_RELEASES: dict[str, list[Callable[[], None]]] = defaultdict(list)
+
+
+def release_after_area(area: str, release: Callable[[], None]) -> None:
+    """Run ``release`` once the tests of ``tests/<area>/`` are done (``release`` must be idempotent).
+
+    Without __init__.py files pytest's "package" scope is the whole session, so an engine that only
+    one area needs would otherwise stay loaded until the end; on a 24 GiB machine several such
+    engines at once would not fit. pytest runs each directory's tests together, in order.
+    """
+    _AREA_RELEASES[area].append(release)
+
+
+def _area_of(item: pytest.Item | None) -> str | None:
+    if item is None:
+        return None
+    try:
+        return item.path.relative_to(TESTS_ROOT).parts[0]
+    except ValueError:
+        return None
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    area = _area_of(item)
+    if area is not None and _area_of(nextitem) != area:
+        for release in _AREA_RELEASES.pop(area, []):
+            release()
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +110,9 @@ def vllm_server(bundled_model: Path, tmp_path_factory: pytest.TempPathFactory) -
     )
     with VLLMServer(config) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def area_release() -> Callable[[str, Callable[[], None]], None]:
+    """``area_release("pooling", backend.close)``: free an area-only engine when that area is done."""
+    return release_after_area

@@ -82,7 +82,7 @@ def vl_prepared(vl_requests, vl_processor, vl_prompts_path: Path):
 
 
 @pytest.fixture(scope="session")
-def tiny_vl_vllm(tiny_vl_path: Path, vl_prepared):
+def tiny_vl_vllm(tiny_vl_path: Path, vl_prepared, area_release):
     """The one vLLM engine of this test area: float32, eager, small KV cache, image limits as HF's."""
     from hf2vllm.backends.base import create_backend
 
@@ -97,14 +97,16 @@ def tiny_vl_vllm(tiny_vl_path: Path, vl_prepared):
         max_num_seqs=8,
         **settings.vllm_engine_kwargs(),
     )
+    area_release("multimodal", backend.close)
     yield backend
     backend.close()
 
 
 @pytest.fixture(scope="session")
-def tiny_vl_hf(tiny_vl_path: Path):
+def tiny_vl_hf(tiny_vl_path: Path, area_release):
     from hf2vllm.backends.base import create_backend
 
     backend = create_backend("hf", model=tiny_vl_path, dtype="float32")
+    area_release("multimodal", backend.close)
     yield backend
     backend.close()

@@ -60,7 +60,7 @@ def pooling_api():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def vllm_pooler(bundled_model: Path, pooling_api):  # type: ignore[no-untyped-def]
+def vllm_pooler(bundled_model: Path, pooling_api, area_release):  # type: ignore[no-untyped-def]
     """vLLM pooling runner: token_embed, normalisation OFF in the pooler config, LoRA enabled."""
     from hf2vllm.backends.vllm_offline import VLLMBackend
     from hf2vllm.pooling.vllm_compat import pooling_engine_kwargs
@@ -70,6 +70,7 @@ def vllm_pooler(bundled_model: Path, pooling_api):  # type: ignore[no-untyped-de
         bundled_model, dtype="float32", enforce_eager=True, kv_cache_gib=TEST_KV_CACHE_GIB,
         enable_lora=True, max_lora_rank=LORA_RANK, max_loras=2, **kwargs,
     )
+    area_release("pooling", backend.close)
     yield backend
     backend.close()
 
@@ -81,7 +82,7 @@ def hf_model(hf_backend):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def vllm_lora_generate(bundled_model: Path):  # type: ignore[no-untyped-def]
+def vllm_lora_generate(bundled_model: Path, area_release):  # type: ignore[no-untyped-def]
     """A generate engine with LoRA enabled (the shared `vllm_backend` is started without it)."""
     from hf2vllm.backends.vllm_offline import VLLMBackend
 
@@ -89,5 +90,6 @@ def vllm_lora_generate(bundled_model: Path):  # type: ignore[no-untyped-def]
         bundled_model, dtype="float32", enforce_eager=True, kv_cache_gib=TEST_KV_CACHE_GIB,
         enable_lora=True, max_lora_rank=LORA_RANK, max_loras=1,
     )
+    area_release("pooling", backend.close)
     yield backend
     backend.close()

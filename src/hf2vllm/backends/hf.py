@@ -182,7 +182,8 @@ class HFBackend(Backend):
         )
 
     def close(self) -> None:
-        del self.model
+        # Idempotent: tests may free an area's backend early and again at session end.
+        self.__dict__.pop("model", None)
 
 
 def _trim_after_stop(tokens: list[int], spec: GenerationSpec, pad_token_id: int) -> list[int]:

@@ -212,10 +212,13 @@ def _progress_bar(progress: ProgressCallback | None) -> Any:
             self._sink = open(os.devnull, "w")  # noqa: SIM115 - closed in close()
             # vLLM divides by the bar's elapsed time: the bar must run even when TQDM_DISABLE is set.
             kwargs.update(file=self._sink, disable=False)
+            # vLLM opens bars for rendering prompts too; only finished requests count as progress.
+            self._counts_requests = kwargs.get("desc") == "Processed prompts"
             super().__init__(*args, **kwargs)
 
         def update(self, n: float | None = 1) -> bool | None:
-            progress(int(n or 0))
+            if self._counts_requests:
+                progress(int(n or 0))
             return super().update(n)
 
         def close(self) -> None:
