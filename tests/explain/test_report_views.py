@@ -97,7 +97,7 @@ def test_report_command_rerenders_html_and_passes_a_met_gate(template_fault_repo
 def test_report_command_on_a_missing_report_is_bad_input(tmp_path: Path) -> None:
     done = subprocess.run([*HF2VLLM, "report", str(tmp_path / "nope")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip() == f"error: report not found: {tmp_path / 'nope' / 'report.json'}"
+    assert done.stderr.strip() == f"error: report not found: {tmp_path / 'nope'}"
 
 
 def test_committed_schema_doc_equals_the_generated_one() -> None:
