@@ -141,3 +141,12 @@ def test_rope_scaling_and_decoding_differences_are_named() -> None:
     assert rope is not None and rope.id == "rope_scaling_differs"
     dec = explain.check_decoding(side("reference"), side("candidate", skip_special_tokens=False), ["r1"])
     assert dec is not None and dec.requests == ["r1"] and "skip_special_tokens" in dec.evidence[0]
+
+
+def test_a_partial_utf8_character_at_the_cut_is_not_a_decoding_difference() -> None:
+    # Real case from the bundled run (multi-ar, cut at 64 tokens): HF decodes the dangling bytes to
+    # U+FFFD, vLLM's incremental detokeniser withholds them; the token ids are identical.
+    from hf2vllm.parity.explain import same_text
+
+    assert same_text("الأخصرية\ufffd", "الأخصرية")
+    assert not same_text("الأخصرية", "الأخصري")

@@ -193,7 +193,7 @@ def explain_rows(
         explain.check_rope_scaling(ref_side, cand_side),
         explain.check_decoding(
             ref_side, cand_side,
-            [r.id for r in rows if r.exact_match and r.reference_text != r.candidate_text],
+            [r.id for r in rows if r.exact_match and not explain.same_text(r.reference_text, r.candidate_text)],
         ),
         batch_cause(probes),
     ):

@@ -378,6 +378,19 @@ def check_rope_scaling(reference: SideSetup, candidate: SideSetup) -> Cause | No
     )
 
 
+def same_text(reference: str, candidate: str) -> bool:
+    """Texts equal up to a trailing incomplete character.
+
+    Output cut at ``max_new_tokens`` can end inside a multi-byte UTF-8 character: Transformers'
+    ``decode`` renders the partial bytes as U+FFFD, vLLM's incremental detokeniser withholds them.
+    Same token ids, so that is not a detokenisation difference worth a cause.
+
+    >>> same_text("abc\ufffd", "abc"), same_text("abc", "abd")
+    (True, False)
+    """
+    return reference.rstrip("\ufffd") == candidate.rstrip("\ufffd")
+
+
 def check_decoding(
     reference: SideSetup, candidate: SideSetup, same_ids_different_text: Sequence[str]
 ) -> Cause | None:
