@@ -74,8 +74,14 @@ class VLLMBackend(Backend):
         self.model_path = Path(model)
         self.dtype = normalise_dtype(dtype)
         self.batch_size = batch_size
-        if kv_cache_gib is None and running_on_cpu():
+        on_cpu = running_on_cpu()
+        if kv_cache_gib is None and on_cpu:
             kv_cache_gib = DEFAULT_CPU_KV_CACHE_GIB
+        if not on_cpu:
+            # A forked engine core fails with "CUDA error: initialization error" once this process has
+            # touched CUDA (seen on an H200 after the HF side of a VL compare); vLLM's own detection
+            # missed it there.
+            os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         kwargs: dict[str, Any] = {
             "model": str(model),
             "dtype": self.dtype,

@@ -255,8 +255,10 @@ def run_compare(
     scores: dict[str, dict[str, Any]] = {"reference": {}, "candidate": {}}
     probes: dict[str, Any] = {}
     top_k = spec.logprobs or 0
-    # Teacher-forced scoring sends token ids only, no pixels: not meaningful for image requests.
-    explaining = options.explain and spec.logprobs is not None and not has_images(requests)
+    # Verdicts come from the generated logprobs, on every request. Teacher-forced scoring and the
+    # batch probe send token ids only, no pixels: not meaningful for image requests, so skipped there.
+    diagnosing = options.explain and spec.logprobs is not None
+    explaining = diagnosing and not has_images(requests)
     for role, choice in choices.items():
         backend = backends.get(role)
         owned = backend is None
@@ -328,12 +330,14 @@ def run_compare(
     rows = compare_results(requests, runs[0].results, runs[1].results, tokenizer)
     causes: list[Any] = []
     pooled = None
-    if explaining:
+    if diagnosing:
         causes, pooled = diagnose.explain_rows(
             rows, runs[0].results, runs[1].results, prepared["reference"], prepared["candidate"],
             (setups["reference"], setups["candidate"]), (scores["candidate"], scores["reference"]), probes,
             tokenizer, spec.max_new_tokens,
         )
+        if not explaining:
+            pooled = None  # nothing was teacher-forced (image requests)
     device = str(runs[0].options.get("device", "cpu"))
     return CompareReport(
         reference=options.reference.kind,
