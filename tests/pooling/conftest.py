@@ -1,6 +1,7 @@
-"""Session fixtures of the pooling tests: test LoRA adapters (built locally with PEFT) and ONE vLLM
-pooling engine (per-token task, normalisation explicitly off, LoRA enabled) shared by the
-hidden-state, probe and LoRA tests.
+"""Session fixtures of the pooling tests: test LoRA adapters (built locally with PEFT), a 4-bit GPTQ
+and a W8A8 int8 copy of the bundled model (round-to-nearest), and ONE vLLM pooling engine (per-token task,
+normalisation explicitly off, LoRA enabled) shared by the hidden-state, probe and LoRA tests. The
+embed and quantised engines are module fixtures of their own test files (freed when those finish).
 """
 
 from __future__ import annotations
@@ -93,3 +94,19 @@ def vllm_lora_generate(bundled_model: Path, area_release):  # type: ignore[no-un
     area_release("pooling", backend.close)
     yield backend
     backend.close()
+
+
+@pytest.fixture(scope="session")
+def gptq_copy(bundled_model: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A 4-bit GPTQ-layout copy of the bundled model (round-to-nearest, group 64), built once."""
+    from hf2vllm.pooling.quantise import build_rtn_gptq
+
+    return build_rtn_gptq(bundled_model, tmp_path_factory.mktemp("gptq") / "smollm2-gptq-rtn-w4g64", bits=4, group_size=64)
+
+
+@pytest.fixture(scope="session")
+def w8a8_copy(bundled_model: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A W8A8 int8 (compressed-tensors) copy of the bundled model: the quantised format vLLM-CPU runs on AVX2."""
+    from hf2vllm.pooling.quantise import build_rtn_w8a8
+
+    return build_rtn_w8a8(bundled_model, tmp_path_factory.mktemp("w8a8") / "smollm2-w8a8-int8-rtn")

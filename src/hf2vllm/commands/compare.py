@@ -54,7 +54,8 @@ def compare(
     lora: Path = typer.Option(None, "--lora", help="PEFT LoRA adapter dir: inspected first, then verified applied on both sides."),
     vllm_normalise: str = typer.Option("auto", "--vllm-normalise", help="Pooling: auto | off | on | default (vLLM's own default)."),
     min_cosine: float = typer.Option(0.999, "--min-cosine", help="Pooling: lowest per-row cosine that passes."),
-    quantization: str = typer.Option(None, "--quantization", help="Pooling: vLLM-side quantisation method; deltas are measured, not gated."),
+    quantization: str = typer.Option(None, "--quantization", help="Pooling: vLLM-side quantisation method (default: --vllm-model's quant_method); the delta is measured, the cosine gate reported, not enforced."),
+    vllm_model: str = typer.Option(None, "--vllm-model", help="Pooling: checkpoint for the vLLM side only, e.g. a quantised copy (hf2vllm models build-rtn-w8a8 | build-rtn-gptq); HF runs --model. Same tokenizer and architecture required."),
     reference: str = typer.Option("hf", "--reference", help="hf | vllm | server: the side migrated from."),
     candidate: str = typer.Option(None, "--candidate", help="hf | vllm | server (default: vllm; server when --server is given)."),
     server: str = typer.Option(None, "--server", help="OpenAI base URL of a running server (http://HOST:PORT/v1) for a server side."),
@@ -75,13 +76,14 @@ def compare(
     1 exact-match rate below --min-exact-match, 2 bad input.
     """
     quiet_model_libraries(verbose)
-    if task != "generate" or lora or probe:
+    if task != "generate" or lora or probe or vllm_model:
         from hf2vllm.commands.compare_pooling import run_pooling_command
 
         return run_pooling_command(
             task=task, model=model, prompts=prompts, limit=limit, dtype=dtype, max_model_len=max_model_len,
             kv_cache_gib=kv_cache_gib, max_new_tokens=max_new_tokens, probe=probe, lora=lora,
             vllm_normalise=vllm_normalise, min_cosine=min_cosine, quantization=quantization, out=out,
+            vllm_model=vllm_model,
         )
     from hf2vllm.dtypes import normalise_dtype
     from hf2vllm.errors import ParityGateError

@@ -27,6 +27,7 @@ def run_pooling_command(
     min_cosine: float,
     quantization: str | None,
     out: Path | None,
+    vllm_model: str | None = None,
 ) -> None:
     """Run the pooling (or LoRA generation) comparison, render it, write JSON, and fail loudly.
 
@@ -43,6 +44,8 @@ def run_pooling_command(
         raise InputError(f"--vllm-normalise {vllm_normalise!r}: choose auto, off, on or default")
     if task == "generate" and probe:
         raise InputError("--probe needs --task hidden-states or --task embed")
+    if task == "generate" and vllm_model:
+        raise InputError("--vllm-model needs --task hidden-states or --task embed")
     console = Console()
     if task == "generate":
         from hf2vllm.pooling.lora_generation import run_lora_generation_compare
@@ -59,7 +62,7 @@ def run_pooling_command(
         options = PoolingOptions(
             task=task, model=model, prompts=prompts, limit=limit, dtype=dtype, max_model_len=max_model_len,
             kv_cache_gib=kv_cache_gib, vllm_normalise=vllm_normalise, probe=probe, lora=lora,
-            min_cosine=min_cosine, quantization=quantization,
+            min_cosine=min_cosine, quantization=quantization, vllm_model=vllm_model,
         )
         with console.status("starting") as spinner:
             report = run_pooling_compare(options, on_status=lambda m: spinner.update(m))

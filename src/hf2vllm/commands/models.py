@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -43,6 +45,55 @@ def list_models() -> None:
     for model in list_cached_models():
         table.add_row(model.name, f"{model.size_bytes / 1e6:.0f} MB", str(model.path))
     Console().print(table)
+
+
+@models_app.command("build-rtn-gptq")
+def build_rtn_gptq_command(
+    model: str = typer.Argument("smollm2-135m", help="Checkpoint dir or cached model name to quantise."),
+    bits: int = typer.Option(4, "--bits", help="4 (vLLM-CPU's GPTQ kernel runs 4-bit only) or 8."),
+    group_size: int = typer.Option(64, "--group-size", help="Inputs per scale: 32, 64, 128 or -1 (per channel)."),
+    out: Path = typer.Option(None, "--out", help="Output dir (default: the cache, <model>-gptq-rtn-w<bits>g<group>)."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if cached."),
+) -> None:
+    """Write a GPTQ-layout 4-bit checkpoint by round-to-nearest (no calibration data) and print its path.
+
+    vLLM-CPU runs it only on AVX-512 CPUs (cpu_gemm_wna16); GPUs run it with Marlin. Measure it with
+    `hf2vllm compare --task hidden-states --vllm-model PATH`.
+    """
+    from hf2vllm.models import resolve_model
+    from hf2vllm.pooling.quantise import build_rtn_gptq
+
+    console = Console(stderr=True)
+    with console.status("quantising (round-to-nearest, GPTQ layout)…"):
+        checkpoint = build_rtn_gptq(resolve_model(model), out, bits=bits, group_size=group_size, force=force)
+    console.print(
+        f"{checkpoint.quantised_tensors} linear weights ({checkpoint.quantised_parameters / 1e6:.1f}M parameters) "
+        f"quantised to {checkpoint.bits}-bit, group {checkpoint.group_size}; {checkpoint.kept_tensors} tensors kept"
+    )
+    print(checkpoint.path)
+
+
+@models_app.command("build-rtn-w8a8")
+def build_rtn_w8a8_command(
+    model: str = typer.Argument("smollm2-135m", help="Checkpoint dir or cached model name to quantise."),
+    out: Path = typer.Option(None, "--out", help="Output dir (default: the cache, <model>-w8a8-int8-rtn)."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if cached."),
+) -> None:
+    """Write a compressed-tensors W8A8 int8 checkpoint by round-to-nearest and print its path.
+
+    The quantised format vLLM-CPU runs on any x86 CPU (oneDNN): `hf2vllm compare --task hidden-states --vllm-model PATH`.
+    """
+    from hf2vllm.models import resolve_model
+    from hf2vllm.pooling.quantise import build_rtn_w8a8
+
+    console = Console(stderr=True)
+    with console.status("quantising (round-to-nearest, W8A8 int8)…"):
+        checkpoint = build_rtn_w8a8(resolve_model(model), out, force=force)
+    console.print(
+        f"{checkpoint.quantised_tensors} linear weights ({checkpoint.quantised_parameters / 1e6:.1f}M parameters) "
+        f"quantised to int8 per output channel; {checkpoint.kept_tensors} tensors kept"
+    )
+    print(checkpoint.path)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,8 +11,9 @@ from hf2vllm.environment import EnvironmentInfo
 from hf2vllm.pooling.lora import AdapterInspection
 from hf2vllm.pooling.metrics import NormalisationState, VectorAgreement
 from hf2vllm.pooling.vllm_compat import PoolingAPI
+from hf2vllm.pooling.vllm_side import EngineFacts, VllmSide
 
-POOLING_SCHEMA_VERSION = "1.0"
+POOLING_SCHEMA_VERSION = "1.1"  # 1.1: measured quantisation delta, vllm_side, engine
 
 
 class RequestVectorParity(BaseModel):
@@ -63,11 +64,21 @@ class LoraCheck(BaseModel):
 
 
 class QuantisationNote(BaseModel):
-    """What quantisation on the vLLM side does to the exact checks (see docs/pooling.md)."""
+    """A quantised vLLM side: the delta it causes, measured on this run (see docs/pooling.md).
 
-    method: str | None
-    expected: str
-    measured: bool
+    The cosine gate is reported, not enforced: ``gate`` says whether the run would have passed it.
+    """
+
+    method: str | None = Field(description="quant_method of the vLLM checkpoint, or --quantization.")
+    engine_method: str | None = Field(None, description="The method vLLM's engine resolved and ran.")
+    checkpoint: str | None = Field(None, description="vLLM-side checkpoint when it is not HF's.")
+    bits: int | None = None
+    group_size: int | None = None
+    vllm_dtype: str | None = Field(None, description="Activation dtype of the quantised engine.")
+    reference_dtype: str | None = Field(None, description="HF side's dtype (the full-precision reference).")
+    measured: VectorAgreement = Field(description="HF (full precision) vs quantised vLLM, all rows.")
+    gate: str = Field(description="The cosine gate's verdict had it been enforced.")
+    expected: str = Field(description="Typical published range, for context next to the measurement.")
 
 
 class PoolingReport(BaseModel):
@@ -80,6 +91,8 @@ class PoolingReport(BaseModel):
     dtype: str
     vllm_api: PoolingAPI | None = None
     vllm_pooler: dict[str, Any] = Field(default_factory=dict, description="Pooler settings the engine ran with.")
+    vllm_side: VllmSide | None = Field(None, description="vLLM-side checkpoint and dtype when they differ from HF's.")
+    engine: EngineFacts | None = Field(None, description="What the vLLM engine resolved (quantisation, pooling).")
     sequence_pooling: str | None = Field(None, description="embed: LAST/MEAN/CLS and where that came from.")
     min_cosine: float
     normalisation: NormalisationState | None = None

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from hf2vllm.dtypes import normalise_dtype
 from hf2vllm.errors import InputError
 from hf2vllm.pooling.checks import (
     DEFAULT_LORA_MIN_EFFECT,
@@ -47,16 +48,17 @@ from hf2vllm.pooling.probe import (
     probe_inputs,
     span_predictions,
 )
+from hf2vllm.pooling.quantisation_note import quantisation_note
 from hf2vllm.pooling.report import (
     LoraCheck,
     LoraSideCheck,
     PoolingReport,
     ProbeComparison,
     ProbeDisagreement,
-    QuantisationNote,
     RequestVectorParity,
 )
 from hf2vllm.pooling.vllm_compat import PoolingAPI, detect_pooling_api, pooling_engine_kwargs
+from hf2vllm.pooling.vllm_side import check_engine_pooling, engine_facts, resolve_vllm_side
 from hf2vllm.requests import PreparedRequest, bundled_prompts_path, load_requests, prepare_requests
 
 Normalise = Literal["auto", "off", "on", "default"]
@@ -82,7 +84,13 @@ class PoolingOptions(BaseModel):
     lora: Path | None = None
     min_cosine: float = DEFAULT_MIN_COSINE
     lora_min_effect: float = DEFAULT_LORA_MIN_EFFECT
-    quantization: str | None = Field(None, description="vLLM-side quantisation method (reported, see docs).")
+    quantization: str | None = Field(
+        None, description="vLLM-side quantisation method; default: the --vllm-model checkpoint's quant_method."
+    )
+    vllm_model: str | None = Field(
+        None, description="Checkpoint for the vLLM side only (e.g. a quantised copy); HF runs `model`. Same tokenizer "
+        "and architecture required."
+    )
 
 
 class LoadedSides(BaseModel):
@@ -234,20 +242,6 @@ def compare_probe(
     return comparison
 
 
-def quantisation_note(method: str | None) -> QuantisationNote | None:
-    if not method:
-        return None
-    return QuantisationNote(
-        method=method,
-        expected=(
-            "weight-only int4/int8 (AWQ/GPTQ) or fp8 typically lowers per-token cosine of last-layer hidden "
-            "states to ~0.98-0.995 and moves greedy outputs after some tokens; the cosine gate is reported, "
-            "not enforced, and the measured delta is the numbers above"
-        ),
-        measured=True,
-    )
-
-
 def run_pooling_compare(
     options: PoolingOptions,
     *,
@@ -263,7 +257,9 @@ def run_pooling_compare(
     status = on_status or (lambda _m: None)
     sides = sides or LoadedSides()
     model_path = resolve_model(options.model)
+    vllm_path = resolve_model(options.vllm_model) if options.vllm_model else None
     # Everything that can be refused is refused before a model (or even vLLM) loads.
+    side = resolve_vllm_side(model_path, vllm_path, dtype=normalise_dtype(options.dtype), quantization=options.quantization)
     inspection = inspect_or_refuse(options.lora, model_path, "pooling") if options.lora else None
     probe = load_probe(options.probe) if options.probe else None
     api = detect_pooling_api()
@@ -271,6 +267,8 @@ def run_pooling_compare(
     requests = prepare_set(options, tokenizer, model_path)
     spans = labelled_spans(requests, tokenizer, probe) if probe is not None and is_labelled(requests) else None
     ref_normalises, vllm_normalise, pooling_type, pooling_source = resolve_normalisation(options, model_path)
+    if sides.vllm_pooler is not None and options.task == "embed":
+        check_engine_pooling(engine_facts(sides.vllm_pooler.llm), pooling_type)
 
     status("HF: hidden states")
     hf_model = sides.hf_model if sides.hf_model is not None else _load_hf_model(model_path, options.dtype)
@@ -285,8 +283,11 @@ def run_pooling_compare(
     owned = pooler is None
     if pooler is None:
         kwargs = vllm_engine_options(api, options, normalise=vllm_normalise, pooling_type=pooling_type, inspection=inspection)
-        pooler = VLLMBackend(model_path, dtype=options.dtype, **kwargs)
+        pooler = VLLMBackend(Path(side.checkpoint), dtype=side.dtype, **kwargs)
     try:
+        facts = engine_facts(pooler.llm)
+        if options.task == "embed":
+            check_engine_pooling(facts, pooling_type)
         # A shared engine may be configured differently: an explicit per-request setting wins.
         per_request = None if (owned or options.vllm_normalise == "default") else vllm_normalise
         status("vLLM: pooling")
@@ -309,7 +310,8 @@ def run_pooling_compare(
     failures = []
     if (fix := normalisation_fix(state, api)) is not None:
         failures.append(fix)
-    if not options.quantization:
+    quantisation = quantisation_note(side, facts, overall, options.min_cosine, options.dtype)
+    if quantisation is None:
         failures.extend(parity_failures(overall, options.min_cosine))
 
     probe_report = None
@@ -332,7 +334,14 @@ def run_pooling_compare(
         model=str(model_path),
         dtype=options.dtype,
         vllm_api=api,
-        vllm_pooler={"normalise": {"auto": vllm_normalise, "off": False, "on": True, "default": "vLLM default"}[options.vllm_normalise], "setting": options.vllm_normalise, "task": api.token_task if options.task == "hidden-states" else api.sequence_task},
+        vllm_pooler={
+            "normalise": {"auto": vllm_normalise, "off": False, "on": True, "default": "vLLM default"}[options.vllm_normalise],
+            "setting": options.vllm_normalise,
+            "task": api.token_task if options.task == "hidden-states" else api.sequence_task,
+            **({"seq_pooling_type": facts.seq_pooling_type} if options.task == "embed" else {}),
+        },
+        vllm_side=side,
+        engine=facts,
         sequence_pooling=f"{pooling_type} ({pooling_source})" if pooling_type else None,
         min_cosine=options.min_cosine,
         normalisation=state,
@@ -340,7 +349,7 @@ def run_pooling_compare(
         requests=per_request,
         probe=probe_report,
         lora=lora_report,
-        quantisation=quantisation_note(options.quantization),
+        quantisation=quantisation,
         passed=not failures,
         failures=failures,
         environment=collect_environment(model_path, "cpu"),

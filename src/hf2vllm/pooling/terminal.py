@@ -17,6 +17,9 @@ def render_pooling_report(report: PoolingReport, console: Console, *, max_rows: 
             f"{api.normalise_field}={report.vllm_pooler.get('normalise')}"
             + (f", pooling {report.sequence_pooling}" if report.sequence_pooling else "")
         )
+    side = report.vllm_side
+    if side and (side.separate_checkpoint or side.dtype_reason):
+        console.print(f"vLLM side: {side.checkpoint} ({side.dtype}{': ' + side.dtype_reason if side.dtype_reason else ''})")
     if report.overall:
         o = report.overall
         table = Table(title=f"per request (worst {max_rows} by min cosine)")
@@ -67,7 +70,15 @@ def render_pooling_report(report: PoolingReport, console: Console, *, max_rows: 
         if lora.adapter_generation_exact_match_rate is not None:
             console.print(f"  HF+adapter vs vLLM+adapter greedy exact match: {lora.adapter_generation_exact_match_rate:.4f}")
     if report.quantisation:
-        console.print(f"quantisation {report.quantisation.method}: {report.quantisation.expected}")
+        q = report.quantisation
+        m = q.measured
+        shape = ", ".join(x for x in (f"{q.bits}-bit" if q.bits else "", f"group {q.group_size}" if q.group_size else "") if x)
+        console.print(
+            f"quantisation {q.method} (vLLM ran {q.engine_method}{', ' + shape if shape else ''}; activations vLLM "
+            f"{q.vllm_dtype} vs HF {q.reference_dtype}): measured cosine min {m.cosine_min:.6f}, mean {m.cosine_mean:.6f}, "
+            f"relative L2 {m.relative_l2_error:.4f} (largest row {m.relative_l2_max:.4f}), norm ratio {m.norm_ratio_mean:.4f}"
+        )
+        console.print(f"  cosine gate {q.gate}; typical: {q.expected}")
     if report.passed:
         console.print("[green]PASS[/green]")
     for failure in report.failures:
