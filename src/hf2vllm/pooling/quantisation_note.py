@@ -12,8 +12,8 @@ from hf2vllm.pooling.report import QuantisationNote
 from hf2vllm.pooling.vllm_side import EngineFacts, VllmSide
 
 TYPICAL_QUANTISATION_DELTA = (
-    "published ranges for weight-only int4 (AWQ/GPTQ, calibrated) are per-token cosine ~0.98-0.995 on "
-    "last-layer hidden states; round-to-nearest without calibration is worse"
+    "calibrated methods (GPTQ/AWQ error feedback, SmoothQuant-style activation smoothing for W8A8) exist to "
+    "shrink this delta; a round-to-nearest checkpoint has none of that, so treat its delta as an upper bound"
 )
 
 
