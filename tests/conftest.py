@@ -23,6 +23,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 TEST_KV_CACHE_GIB = 1.0
 """KV cache of each test engine/server: ~23k tokens of the bundled model in float32."""
 
+BUNDLED_MAX_NEW_TOKENS = 32
+"""New tokens per request of the session's main-job run (``make run`` uses compare's default, 64):
+the whole bundled prompt set, long contexts included, at half the decode cost; CI time is budgeted."""
+
 TESTS_ROOT = Path(__file__).parent
 _AREA_RELEASES: dict[str, list[Callable[[], None]]] = defaultdict(list)
 
@@ -71,7 +75,7 @@ def tokenizer(bundled_model: Path):  # type: ignore[no-untyped-def]
 def hf_backend(bundled_model: Path):  # type: ignore[no-untyped-def]
     from hf2vllm.backends.hf import HFBackend
 
-    backend = HFBackend(bundled_model, dtype="float32", batch_size=8)
+    backend = HFBackend(bundled_model, dtype="float32")
     yield backend
     backend.close()
 
@@ -86,12 +90,19 @@ def vllm_backend(bundled_model: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
+def bundled_max_new_tokens() -> int:
+    return BUNDLED_MAX_NEW_TOKENS
+
+
+@pytest.fixture(scope="session")
 def bundled_report(hf_backend, vllm_backend):  # type: ignore[no-untyped-def]
-    """The main job, once per session: greedy parity on the full bundled prompt set (64 new tokens)."""
+    """The main job, once per session: greedy parity on the full bundled prompt set
+    (``BUNDLED_MAX_NEW_TOKENS`` new tokens)."""
     from hf2vllm.parity.run import CompareOptions, run_compare
 
     return run_compare(
-        CompareOptions(max_new_tokens=64), backends={"reference": hf_backend, "candidate": vllm_backend}
+        CompareOptions(max_new_tokens=BUNDLED_MAX_NEW_TOKENS),
+        backends={"reference": hf_backend, "candidate": vllm_backend},
     )
 
 

@@ -52,8 +52,13 @@ def test_speedups_are_relative_to_the_best_hf_batch_and_fairness_uses_that_size(
 
 
 def test_shared_backends_get_their_batch_size_back(offline_report) -> None:  # type: ignore[no-untyped-def]
+    from hf2vllm.backends.hf import HFBackend
+
     _, hf, vllm = offline_report
-    assert hf.batch_size == 8 and vllm.batch_size is None
+    # The shared HF backend was made with the defaults; the sweep must leave them as it found them.
+    defaults = {name: HFBackend.__init__.__kwdefaults__[name] for name in ("batch_size", "max_batch_tokens")}
+    assert (hf.batch_size, hf.max_batch_tokens) == (defaults["batch_size"], defaults["max_batch_tokens"])
+    assert vllm.batch_size is None
 
 
 def test_hf_decay_times_every_decode_step_of_a_batch(hf_backend, bundled_model) -> None:  # type: ignore[no-untyped-def]

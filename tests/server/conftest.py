@@ -6,8 +6,8 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def bundled_requests(bundled_model, tokenizer):  # type: ignore[no-untyped-def]
-    """The bundled prompt set, tokenised once, exactly as ``bundled_report`` was made (64 new tokens)."""
+def bundled_requests(bundled_model, tokenizer, bundled_max_new_tokens):  # type: ignore[no-untyped-def]
+    """The bundled prompt set, tokenised once, exactly as ``bundled_report`` was made."""
     from hf2vllm.parity.run import CompareOptions, prepare_prompt_set
 
-    return prepare_prompt_set(CompareOptions(max_new_tokens=64), bundled_model, tokenizer)
+    return prepare_prompt_set(CompareOptions(max_new_tokens=bundled_max_new_tokens), bundled_model, tokenizer)

@@ -23,10 +23,14 @@ from hf2vllm.spec import GenerationSpec
 
 pytestmark = pytest.mark.engine
 
-SAMPLES = 2000
+SAMPLES = 1000  # the planted mistranslations put 5-25% of the mass on tokens Transformers rules out: ~50+ hits
 ALPHA = 1e-3
 MIN_EXPECTED = 5.0  # chi-square cells need an expected count of at least 5; rarer tokens are pooled
-PROMPT = "Once upon a time, in a"
+# Two tokens with a broad next-token distribution (entropy ~4.6 nats, 23% of the mass beyond the top
+# 50): every planted mistranslation shifts it visibly. A short prompt also keeps the test fast: each of
+# the n samples is its own request whose prompt vLLM computes again (shorter than a KV block, so no
+# prefix-cache hit), 2 tokens instead of 7 is ~4x less engine time.
+PROMPT = "Today I"
 
 
 @dataclass

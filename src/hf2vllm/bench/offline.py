@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -171,7 +172,9 @@ def run_hf_modes(
     """HF sequential, the batch-size sweep and the plain loop on an already-loaded ``HFBackend``."""
     status = on_status or (lambda _msg: None)
     results: list[OfflineModeResult] = []
-    original_batch_size = backend.batch_size
+    original_batch_size, original_tokens = backend.batch_size, backend.max_batch_tokens
+    # The sweep means exactly ``bs`` rows per batch: no token budget splits them (OOM backs off instead).
+    backend.max_batch_tokens = sys.maxsize
     _warm_up(backend, requests, spec)
 
     def with_batch(bs: int) -> list[int]:
@@ -186,7 +189,7 @@ def run_hf_modes(
         if "hf_batched" in options.modes:
             results += _sweep(with_batch, requests, options, results, status)
     finally:
-        backend.batch_size = original_batch_size
+        backend.batch_size, backend.max_batch_tokens = original_batch_size, original_tokens
 
     best = best_hf_batched(results)
     if "hf_plain_loop" in options.modes and best is not None and best.batch_size:

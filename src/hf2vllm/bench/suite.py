@@ -8,6 +8,7 @@ so a run cut short still leaves what it measured.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,8 @@ def _hf_decay_stage(report: BenchReport, options: SuiteOptions, model_path: Path
     from hf2vllm.parity.run import stop_token_ids
 
     status(f"decay: HF batch of {options.decay_sequences} x {options.decay_tokens} tokens")
-    hf = HFBackend(model_path, dtype="float32", batch_size=options.decay_sequences)
+    # Exactly one batch of decay_sequences rows, however long the answers.
+    hf = HFBackend(model_path, dtype="float32", batch_size=options.decay_sequences, max_batch_tokens=sys.maxsize)
     try:
         decay_reqs = prepare_bench_requests(
             OfflineBenchOptions(limit=options.decay_sequences, max_new_tokens=options.decay_tokens), model_path,

@@ -19,7 +19,8 @@ def compare(
     out: Path = typer.Option(None, "--out", "-o", help="Write DIR/report.json."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N requests."),
     max_model_len: int = typer.Option(None, "--max-model-len", help="Context limit for vLLM and the length check."),
-    hf_batch_size: int = typer.Option(8, "--hf-batch-size", min=1, help="HF generate() batch size (left padded)."),
+    hf_batch_size: int = typer.Option(32, "--hf-batch-size", min=1, help="Most requests in one HF generate() batch (left padded; long prompts are batched smaller, see --hf-batch-tokens)."),
+    hf_batch_tokens: int = typer.Option(16384, "--hf-batch-tokens", min=1, help="Most padded positions (rows x (longest prompt + max new tokens)) in one HF batch."),
     vllm_batch_size: int = typer.Option(None, "--vllm-batch-size", min=1, help="Submit to vLLM in chunks of N (default: all at once)."),
     kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="vLLM KV cache size (default on CPU: 2 GiB)."),
     min_exact_match: float = typer.Option(None, "--min-exact-match", min=0.0, max=1.0, help="Exit 1 when the exact-match rate is below this."),
@@ -107,7 +108,7 @@ def compare(
     from hf2vllm.server.compare_sides import client_summary_lines, resolve_sides, server_options
 
     sides = resolve_sides(reference, candidate, server)
-    side_options: dict[str, dict[str, object]] = {"hf": {"batch_size": hf_batch_size}, "vllm": vllm_options}
+    side_options: dict[str, dict[str, object]] = {"hf": {"batch_size": hf_batch_size, "max_batch_tokens": hf_batch_tokens}, "vllm": vllm_options}
     if server:
         side_options["server"] = server_options(
             server, served_model=served_model, api_key_env=api_key_env, concurrency=concurrency, stream=stream,
