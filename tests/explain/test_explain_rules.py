@@ -150,3 +150,18 @@ def test_a_partial_utf8_character_at_the_cut_is_not_a_decoding_difference() -> N
 
     assert same_text("الأخصرية\ufffd", "الأخصرية")
     assert not same_text("الأخصرية", "الأخصري")
+
+
+def test_a_divergence_without_a_diagnosis_never_reads_as_match() -> None:
+    from hf2vllm.report.schema import RequestComparison
+
+    common = dict(id="r", prompt_tokens=3, reference_text="a", candidate_text="b", reference_finish_reason="length",
+                  candidate_finish_reason="length")
+    differing = RequestComparison(**common, reference_token_ids=[1, 2], candidate_token_ids=[1, 3], exact_match=False,
+                                  first_divergence=1)
+    assert differing.verdict == "mismatch"  # e.g. --no-explain: unclassified, not hidden
+    equal = RequestComparison(**common, reference_token_ids=[1, 2], candidate_token_ids=[1, 2], exact_match=True,
+                              first_divergence=None)
+    assert equal.verdict == "match"
+    differing.verdict = "near_tie"  # a diagnosis may still classify it afterwards
+    assert differing.verdict == "near_tie"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from hf2vllm.backends.base import StepLogprobs
 from hf2vllm.environment import EnvironmentInfo
@@ -137,7 +137,11 @@ class RequestComparison(BaseModel):
         None, description="Decoded reference token at the divergence; null if that side had stopped."
     )
     candidate_token_at_divergence: str | None = None
-    verdict: Verdict = Field("match", description="match, near_tie (numerical noise) or mismatch (a real difference).")
+    verdict: Verdict = Field(
+        "match",
+        description="match, near_tie (numerical noise) or mismatch (a real difference; also any divergence left "
+        "unclassified, e.g. with --no-explain).",
+    )
     diagnosis: DivergenceDiagnosis | None = None
     causes: list[CauseId] = Field(default_factory=list, description="Ids of the report's causes that apply here.")
     text_similarity: float = Field(1.0, description="Normalised edit similarity of the two texts (1 = equal).")
@@ -146,6 +150,14 @@ class RequestComparison(BaseModel):
     candidate_logprobs: list[StepLogprobs] | None = None
     teacher_forcing: TeacherForcing | None = None
     batch_probe: BatchProbe | None = None
+
+    @model_validator(mode="after")
+    def _divergence_is_never_a_match(self) -> RequestComparison:
+        # Only a diagnosis may call a divergence near_tie; without one (explanations off, no logprobs)
+        # a difference must not read as "match".
+        if not self.exact_match and self.verdict == "match":
+            self.verdict = "mismatch"
+        return self
 
 
 class ParitySummary(BaseModel):
