@@ -5,6 +5,8 @@ STAMP := $(VENV)/.hf2vllm-installed
 HF2VLLM := $(VENV)/bin/hf2vllm
 RUN_DIR ?= runs/latest
 PYTEST_ARGS ?=
+# Two lanes (tests/conftest.py): the shared engine + server in one worker, everything else beside it.
+TEST_WORKERS ?= 2
 
 .PHONY: help setup model browser run test bench docs clean
 
@@ -33,7 +35,7 @@ run: model
 	$(HF2VLLM) compare --out $(RUN_DIR)
 
 test: model browser
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Offline HF-vs-vLLM modes, decay curves, a served sweep and the cross-check against `vllm bench serve`
 # on the bundled model (~10 min on an idle 2-core machine); writes docs/bench/ and docs/benchmarks.md.

@@ -20,6 +20,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Under ``make test`` two pytest-xdist workers (lanes, see pytest_collection_modifyitems) run at once.
+# vLLM's CPU build binds every engine's compute thread to core 0 by default (it reserves the last core
+# for its scheduler), so the two lanes' engines would share one core while the other idles: give each
+# worker's engines a core of their own.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", str(int(_WORKER[2:]) % (os.cpu_count() or 1)))
+
 TEST_KV_CACHE_GIB = 1.0
 """KV cache of each test engine/server: ~23k tokens of the bundled model in float32."""
 
@@ -28,6 +36,9 @@ BUNDLED_MAX_NEW_TOKENS = 32
 the whole bundled prompt set, long contexts included, at half the decode cost; CI time is budgeted."""
 
 TESTS_ROOT = Path(__file__).parent
+
+SHARED_ENGINE_FIXTURES = frozenset({"vllm_backend", "bundled_report", "vllm_server"})
+"""Session fixtures that start the ONE vLLM engine or the ONE `vllm serve`; see ``pytest_collection_modifyitems``."""
 _AREA_RELEASES: dict[str, list[Callable[[], None]]] = defaultdict(list)
 
 
@@ -39,6 +50,20 @@ def release_after_area(area: str, release: Callable[[], None]) -> None:
     engines at once would not fit. pytest runs each directory's tests together, in order.
     """
     _AREA_RELEASES[area].append(release)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Two lanes for ``make test`` (pytest-xdist, ``-n 2 --dist loadgroup``): every module that uses
+    the shared engine or server runs in lane "shared", in one worker, so each still starts once; the
+    rest (CLI subprocesses, area-only engines, pure unit tests) runs in lane "own" beside it. Most of
+    a session is single-threaded start-up (imports, engine/server spawns), so two lanes use both cores.
+
+    Lanes are per module, not per test: a module's module-scoped engine must stay in one worker.
+    """
+    shared_modules = {item.path for item in items if SHARED_ENGINE_FIXTURES & set(item.fixturenames)}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("shared" if item.path in shared_modules else "own"))
 
 
 def _area_of(item: pytest.Item | None) -> str | None:
