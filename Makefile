@@ -35,7 +35,7 @@ run: model
 	$(HF2VLLM) compare --out $(RUN_DIR)
 
 test: model browser
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Offline HF-vs-vLLM modes, decay curves, a served sweep and the cross-check against `vllm bench serve`
 # on the bundled model (~10 min on an idle 2-core machine); writes docs/bench/ and docs/benchmarks.md.

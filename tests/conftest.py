@@ -38,7 +38,25 @@ the whole bundled prompt set, long contexts included, at half the decode cost; C
 TESTS_ROOT = Path(__file__).parent
 
 SHARED_ENGINE_FIXTURES = frozenset({"vllm_backend", "bundled_report", "vllm_server"})
-"""Session fixtures that start the ONE vLLM engine or the ONE `vllm serve`; see ``pytest_collection_modifyitems``."""
+"""Session fixtures that start the ONE vLLM engine or the ONE `vllm serve`."""
+
+SHARED_LANE_MODULES = frozenset({
+    "bench/test_bench_offline_engines.py",
+    "bench/test_bench_serve_server.py",
+    "deploy/test_monitor.py",
+    "explain/test_planted_faults.py",
+    "explain/test_report_views.py",
+    "foundation/test_parity_bundled.py",
+    "server/test_server_check.py",
+    "server/test_server_compare_cli.py",
+    "server/test_server_faults.py",
+    "server/test_server_parity.py",
+    "server/test_server_resume.py",
+    "translation/test_greedy_parity.py",
+    "translation/test_sampling_distribution.py",
+})
+"""The test modules that use ``SHARED_ENGINE_FIXTURES`` (checked at collection, see ``lane_of``)."""
+
 _AREA_RELEASES: dict[str, list[Callable[[], None]]] = defaultdict(list)
 
 
@@ -52,18 +70,44 @@ def release_after_area(area: str, release: Callable[[], None]) -> None:
     _AREA_RELEASES[area].append(release)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Two lanes for ``make test`` (pytest-xdist, ``-n 2 --dist loadgroup``): every module that uses
-    the shared engine or server runs in lane "shared", in one worker, so each still starts once; the
-    rest (CLI subprocesses, area-only engines, pure unit tests) runs in lane "own" beside it. Most of
-    a session is single-threaded start-up (imports, engine/server spawns), so two lanes use both cores.
+def lane_of(nodeid: str) -> str:
+    """The lane of a test under ``make test`` (pytest-xdist, ``-n 2``): every module that uses the shared
+    engine or server runs in lane "shared", in one worker, so each still starts once per session; the
+    rest (CLI subprocesses, area-only engines, pure unit tests) runs in lane "own" in the other worker.
+    Most of a session is single-threaded start-up (imports, engine and server spawns), so two lanes
+    keep both cores busy. Lanes are whole modules: a module-scoped engine stays in one worker."""
+    module = nodeid.split("::", 1)[0].removeprefix("tests/")
+    return "shared" if module in SHARED_LANE_MODULES else "own"
 
-    Lanes are per module, not per test: a module's module-scoped engine must stay in one worker.
-    """
-    shared_modules = {item.path for item in items if SHARED_ENGINE_FIXTURES & set(item.fixturenames)}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("shared" if item.path in shared_modules else "own"))
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
+    # xdist's own "loadgroup" renames node ids, which pytest 9 no longer allows: group by lane here.
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LaneScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return lane_of(nodeid)
+
+    return LaneScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A module that uses the shared engine or server outside lane "shared" would start a second one
+    in the other worker (and may not fit in memory): refuse to run with a stale lane list."""
+    uses_shared = {_module_of(item) for item in items if SHARED_ENGINE_FIXTURES & set(item.fixturenames)}
+    collected = {_module_of(item) for item in items}
+    missing = uses_shared - SHARED_LANE_MODULES
+    stale = (SHARED_LANE_MODULES & collected) - uses_shared
+    if missing or stale:
+        raise pytest.UsageError(
+            "tests/conftest.py SHARED_LANE_MODULES is out of date: "
+            + (f"add {sorted(missing)} (they use {sorted(SHARED_ENGINE_FIXTURES)})" if missing else "")
+            + (f"; remove {sorted(stale)} (they no longer use them)" if stale else "")
+        )
+
+
+def _module_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0].removeprefix("tests/")
 
 
 def _area_of(item: pytest.Item | None) -> str | None:
