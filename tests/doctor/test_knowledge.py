@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from hf2vllm.doctor.knowledge import (
+    FIX_ADVICE,
     HF_ONLY_SAMPLING_KWARGS,
     VLLM_SAMPLING_FIELDS_FALLBACK,
     installed_sampling_params_source,
     vllm_sampling_fields,
 )
-
-# generate() arguments that are not GenerationConfig fields (they configure the call, not decoding).
-GENERATE_CALL_ARGUMENTS = {"streamer", "generation_config", "stopping_criteria", "logits_processor"}
+from hf2vllm.generation_params import HF_RULES
 
 
 def test_sampling_fields_are_read_from_the_installed_vllm() -> None:
@@ -31,12 +27,18 @@ def test_hf_only_kwargs_are_not_sampling_params_fields() -> None:
     assert not set(HF_ONLY_SAMPLING_KWARGS) & vllm_sampling_fields()
 
 
-def test_hf_only_kwargs_are_real_transformers_generation_parameters() -> None:
-    spec = importlib.util.find_spec("transformers")
-    assert spec is not None and spec.origin is not None
-    config_source = (Path(spec.origin).parent / "generation" / "configuration_utils.py").read_text(encoding="utf-8")
-    for name in set(HF_ONLY_SAMPLING_KWARGS) - GENERATE_CALL_ARGUMENTS:
-        assert f'"{name}"' in config_source, f"{name} is not a GenerationConfig field in the installed transformers"
+def test_hf_only_kwargs_are_every_translator_parameter_that_sampling_params_lacks() -> None:
+    """The translator's table is checked against the installed Transformers (tests/translation); the
+    doctor knows exactly its parameters, so a new HF parameter reaches both or neither."""
+    assert set(HF_ONLY_SAMPLING_KWARGS) == set(HF_RULES) - vllm_sampling_fields()
+    assert {"max_time", "force_words_ids", "assistant_model", "dola_layers"} <= set(HF_ONLY_SAMPLING_KWARGS)
+    assert set(FIX_ADVICE) <= set(HF_ONLY_SAMPLING_KWARGS), "fix advice for a parameter the translator does not know"
+
+
+def test_renames_agree_with_the_translation_table() -> None:
+    for name, entry in HF_ONLY_SAMPLING_KWARGS.items():
+        if entry.rename_to is not None:
+            assert HF_RULES[name].target == entry.rename_to, name
 
 
 def test_renames_offered_by_fix_exist_in_vllm() -> None:

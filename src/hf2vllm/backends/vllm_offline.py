@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,27 @@ from hf2vllm.spec import GenerationSpec
 # when that much is not free (DESIGN §2); an explicit size starts reliably on a shared machine and
 # also skips the warm-up pass. 2 GiB holds ~46k tokens of the bundled model in float32.
 DEFAULT_CPU_KV_CACHE_GIB = 2.0
+
+# vLLM's CPU build keeps one core per rank free for a serving front end and binds its compute threads
+# to the rest: on a 2-core machine an offline engine computes on one core while HF uses two. An
+# offline engine has no front end to serve, so it gets every core unless told otherwise (measured on
+# 2 cores, bundled prompt set x 32 tokens: generate 68.9 -> 41.8 s, teacher-forced scoring 68.9 -> 41.3 s).
+DEFAULT_CPU_RESERVED_CORES = 0
+CPU_BINDING_VARIABLES = ("VLLM_CPU_NUM_OF_RESERVED_CPU", "VLLM_CPU_OMP_THREADS_BIND")
+
+
+@contextmanager
+def cpu_cores_for_engine(reserved_cores: int | None) -> Iterator[None]:
+    """While the engine's processes are spawned (they inherit the environment then): reserve
+    ``reserved_cores`` cores instead of vLLM's one. A binding set by the user in the environment wins."""
+    if reserved_cores is None or any(os.environ.get(name) for name in CPU_BINDING_VARIABLES):
+        yield
+        return
+    os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(reserved_cores)
+    try:
+        yield
+    finally:
+        os.environ.pop("VLLM_CPU_NUM_OF_RESERVED_CPU", None)
 
 
 def import_vllm() -> Any:
@@ -67,6 +89,7 @@ class VLLMBackend(Backend):
         seed: int = 0,
         batch_size: int | None = None,
         trust_remote_code: bool = False,
+        cpu_reserved_cores: int | None = DEFAULT_CPU_RESERVED_CORES,
         **engine_kwargs: Any,
     ) -> None:
         vllm = import_vllm()
@@ -98,8 +121,11 @@ class VLLMBackend(Backend):
             kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * (1 << 30))
         kwargs.update(engine_kwargs)
         self.engine_options = {k: v for k, v in kwargs.items() if k != "model"}
+        if on_cpu:
+            self.engine_options["cpu_reserved_cores"] = cpu_reserved_cores
         os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
-        self.llm = vllm.LLM(**kwargs)
+        with cpu_cores_for_engine(cpu_reserved_cores if on_cpu else None):
+            self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
         self.load_seconds = time.perf_counter() - start

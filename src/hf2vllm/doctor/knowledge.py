@@ -1,7 +1,8 @@
 """What the doctor knows about Transformers and vLLM: parameter tables, chat turn tokens, placeholders.
 
-The HF -> vLLM sampling table here is the doctor's own for now; ``hf2vllm.spec`` translates the same
-parameters for the parity runs. The valid ``SamplingParams`` fields are read from the installed vLLM's
+The table of Transformers-only ``generate()`` arguments is derived from ``hf2vllm.generation_params``
+(the table the translator uses), so both know the same parameters; the doctor adds fix-oriented wording
+and the exact renames ``--fix`` may apply. The valid ``SamplingParams`` fields are read from the installed vLLM's
 source when vLLM is installed (without importing it: importing vLLM takes seconds), so the doctor follows
 the pinned version instead of folklore.
 """
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from hf2vllm.generation_params import HF_RULES, ParameterRule, Status
+
 
 @dataclass(frozen=True)
 class HFOnlyKwarg:
@@ -24,7 +27,8 @@ class HFOnlyKwarg:
     rename_to: str | None = None  # set only when renaming is exactly equivalent (safe for --fix)
 
 
-HF_ONLY_SAMPLING_KWARGS: dict[str, HFOnlyKwarg] = {
+# The doctor's wording where it says more about the code fix than the translation table's "why".
+FIX_ADVICE: dict[str, HFOnlyKwarg] = {
     "max_new_tokens": HFOnlyKwarg("use `max_tokens=` (vLLM counts new tokens too)", "max_tokens"),
     "min_new_tokens": HFOnlyKwarg("use `min_tokens=`", "min_tokens"),
     "num_return_sequences": HFOnlyKwarg("use `n=`", "n"),
@@ -70,6 +74,14 @@ HF_ONLY_SAMPLING_KWARGS: dict[str, HFOnlyKwarg] = {
     "sequence_bias": HFOnlyKwarg("use `logit_bias=`"),
 }
 
+
+def _advice_from_rule(rule: ParameterRule) -> HFOnlyKwarg:
+    if rule.status is Status.UNSUPPORTED:
+        return HFOnlyKwarg(f"no vLLM equivalent: {rule.why}")
+    if rule.target == "-":
+        return HFOnlyKwarg(f"drop it: {rule.why}")
+    return HFOnlyKwarg(f"use `{rule.target}`: {rule.why}")
+
 # SamplingParams fields of vLLM 0.32 (public ones); used when vLLM is not installed where the doctor runs.
 VLLM_SAMPLING_FIELDS_FALLBACK = frozenset(
     {
@@ -83,6 +95,13 @@ VLLM_SAMPLING_FIELDS_FALLBACK = frozenset(
         "trace_decode_token_ids", "output_text_buffer_length", "truncate_prompt_tokens",
     }
 )
+
+HF_ONLY_SAMPLING_KWARGS: dict[str, HFOnlyKwarg] = {
+    name: FIX_ADVICE.get(name) or _advice_from_rule(rule)
+    for name, rule in HF_RULES.items()
+    if name not in VLLM_SAMPLING_FIELDS_FALLBACK
+}
+"""Every Transformers generation parameter the translator knows that ``SamplingParams`` does not take."""
 
 
 def _class_fields(source: str, class_name: str) -> set[str]:

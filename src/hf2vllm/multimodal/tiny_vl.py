@@ -20,8 +20,6 @@ Checkpoints are cached like the bundled model: ``<cache>/models/tiny-vl-<family>
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -105,7 +103,7 @@ def build_tiny_vl(family: Family = "idefics3", *, force: bool = False) -> Path:
 
     Written to a staging directory and renamed into place, so a crash never leaves a half model.
     """
-    from hf2vllm.models import _cache_lock, bundled_model_path, models_dir
+    from hf2vllm.models import _cache_lock, bundled_model_path, staged_build
 
     if family not in FAMILIES:
         raise InputError(f"--family {family!r} is not supported; choose one of: {', '.join(FAMILIES)}")
@@ -116,9 +114,7 @@ def build_tiny_vl(family: Family = "idefics3", *, force: bool = False) -> Path:
         if (target / "config.json").is_file() and not force:
             return target
         spec = TinyVLSpec(family=family)
-        models_dir().mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=models_dir()))
-        try:
+        with staged_build(target) as staging:
             if family == "idefics3":
                 _build_idefics3(spec, text_source, staging)
             else:
@@ -126,12 +122,6 @@ def build_tiny_vl(family: Family = "idefics3", *, force: bool = False) -> Path:
             (staging / "hf2vllm-tiny-vl.json").write_text(
                 json.dumps({**asdict(spec), "tokenizer_from": str(text_source)}, indent=2) + "\n"
             )
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

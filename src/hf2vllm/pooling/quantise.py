@@ -26,14 +26,10 @@ Usage::
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import re
 import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +38,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from hf2vllm.errors import InputError
+from hf2vllm.models import build_lock, sha256_of, staged_build
 
 GPTQ_BITS = (4, 8)
 # vLLM's GPTQ loader accepts these group sizes (marlin_utils.MARLIN_SUPPORTED_GROUP_SIZES); -1 is
@@ -255,13 +252,12 @@ def _build(
     if config.get("quantization_config"):
         raise InputError(f"{model_dir}/config.json: already quantised ({config['quantization_config'].get('quant_method')})")
     target = Path(out_dir) if out_dir else default_output_dir(model_dir, scheme)
-    digest = _sha256_files(weight_files)
-    with _lock(target.parent):
+    digest = sha256_of(*weight_files)
+    with build_lock(target.parent / ".quantise.lock"):
         existing = _read_manifest(target)
         if not force and existing and existing.source_sha256 == digest and existing.scheme == scheme:
             return existing.model_copy(update={"path": target})
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        try:
+        with staged_build(target) as staging:
             checkpoint = QuantisedCheckpoint(
                 path=target, source=model_dir.resolve(), source_sha256=digest, scheme=scheme, method=method, bits=bits,
                 group_size=group_size, **_write_weights(model_dir, weight_files, staging, layer),
@@ -273,12 +269,6 @@ def _build(
                 if (model_dir / name).is_file():
                     shutil.copy2(model_dir / name, staging / name)
             (staging / MANIFEST).write_text(checkpoint.model_dump_json(indent=2) + "\n")
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
     return checkpoint
 
 
@@ -345,22 +335,5 @@ def _read_manifest(target: Path) -> QuantisedCheckpoint | None:
         return None
 
 
-def _sha256_files(files: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for file in files:
-        with file.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
-@contextmanager
-def _lock(directory: Path) -> Iterator[None]:
-    # Test workers and a CLI run may build the same checkpoint at once: build it once.
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".quantise.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)

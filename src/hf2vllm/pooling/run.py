@@ -286,7 +286,7 @@ def run_pooling_compare(
         pooler = VLLMBackend(Path(side.checkpoint), dtype=side.dtype, **kwargs)
     try:
         facts = engine_facts(pooler.llm)
-        if options.task == "embed":
+        if owned and options.task == "embed":  # a shared engine was checked before the HF side ran
             check_engine_pooling(facts, pooling_type)
         # A shared engine may be configured differently: an explicit per-request setting wins.
         per_request = None if (owned or options.vllm_normalise == "default") else vllm_normalise

@@ -9,7 +9,6 @@ two different models would measure that difference, not the quantisation.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from hf2vllm.errors import BackendUnavailableError, InputError
+from hf2vllm.models import sha256_of
 
 # Files whose bytes decide tokenisation and templating: all must match between the two checkpoints.
 TOKENIZER_FILES = (
@@ -71,7 +71,7 @@ def check_same_model(hf_dir: Path, vllm_dir: Path) -> None:
         if a.is_file() != b.is_file():
             having = a if a.is_file() else b
             raise InputError(f"--vllm-model {vllm_dir}: {name} exists only in {having.parent}; both sides must tokenise identically")
-        if a.is_file() and _sha256(a) != _sha256(b):
+        if a.is_file() and sha256_of(a) != sha256_of(b):
             raise InputError(f"--vllm-model {vllm_dir}: {name} differs from {a}; both sides must tokenise identically")
     hf_cfg = _config_without_quantisation(hf_dir)
     vllm_cfg = _config_without_quantisation(vllm_dir)
@@ -193,6 +193,3 @@ def _config_without_quantisation(model_dir: Path) -> dict[str, Any]:
     config = json.loads((model_dir / "config.json").read_text())
     return {k: v for k, v in config.items() if k not in CONFIG_KEYS_ALLOWED_TO_DIFFER}
 
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -43,6 +43,9 @@ class ServerConfig(BaseModel):
     api_key_env: str | None = Field(None, description="Name of the env var holding the API key (never the key).")
     log_path: Path | None = None
     startup_timeout_s: float = 600.0
+    env: dict[str, str | None] = Field(
+        default_factory=dict, description="Changes to the inherited environment (None removes a variable)."
+    )
 
 
 class VLLMServer:
@@ -91,13 +94,15 @@ class VLLMServer:
     def returncode(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
-    def start(self, should_abort: Callable[[], bool] | None = None) -> VLLMServer:
-        """Start the server and wait until ``/health`` and ``/v1/models`` answer.
-
-        ``should_abort`` is polled while waiting (a Ctrl-C during a minutes-long start stops the
-        server instead of leaving it starting in the background).
-        """
+    def launch(self) -> dict[str, str]:
+        """Start the process (its own process group, output appended to the log) and return at once
+        with the environment it got; ``start`` also waits until it serves."""
         env = os.environ.copy()
+        for name, value in self.config.env.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         if self.config.api_key_env:
             key = os.environ.get(self.config.api_key_env)
             if not key:
@@ -110,6 +115,15 @@ class VLLMServer:
             self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         log.close()
+        return env
+
+    def start(self, should_abort: Callable[[], bool] | None = None) -> VLLMServer:
+        """Start the server and wait until ``/health`` and ``/v1/models`` answer.
+
+        ``should_abort`` is polled while waiting (a Ctrl-C during a minutes-long start stops the
+        server instead of leaving it starting in the background).
+        """
+        env = self.launch()
         try:
             self.wait_ready(should_abort, headers={"Authorization": f"Bearer {env['VLLM_API_KEY']}"}
                             if self.config.api_key_env else None)
