@@ -84,6 +84,9 @@ def test_crosscheck_runs_vllm_bench_serve_on_the_same_workload(vllm_server, bund
     check = run_crosscheck(options, ["vllm serve"])
     assert len(check.ours.output_tokens_per_second) == 1 and len(check.vllm_bench.output_tokens_per_second) == 1
     assert check.vllm_bench.output_tokens_per_second[0] > 0 and check.vllm_bench.median_ttft_ms[0] > 0
+    # The TTFT compared is the median over every measured request of both tools (2 each here).
+    assert len(check.ours.ttft_ms) == 2 and len(check.vllm_bench.ttft_ms) == 2
+    assert min(check.vllm_bench.ttft_ms) <= check.vllm_bench.median_ttft_ms[0] <= max(check.vllm_bench.ttft_ms)
     saved = json.loads((tmp_path / "vllm-bench" / "round-1.json").read_text())
     assert saved["completed"] == 2 and saved["total_output_tokens"] == 2 * TOKENS
     assert "--ignore-eos" in check.vllm_bench_command and "custom" in check.vllm_bench_command

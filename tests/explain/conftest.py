@@ -32,12 +32,14 @@ def template_fault_report(hf_backend, vllm_backend):  # type: ignore[no-untyped-
 
 
 @pytest.fixture(scope="session")
-def bf16_short_context_vllm(bundled_model: Path):  # type: ignore[no-untyped-def]
-    """The one extra engine: bfloat16 weights and max_model_len 96 (two planted faults at once)."""
+def bf16_short_context_vllm(bundled_model: Path, area_release):  # type: ignore[no-untyped-def]
+    """The one extra engine: bfloat16 weights and max_model_len 96 (two planted faults at once),
+    freed when the explain tests are done."""
     from hf2vllm.backends.vllm_offline import VLLMBackend
 
     backend = VLLMBackend(
         bundled_model, dtype="bfloat16", max_model_len=SHORT_MAX_MODEL_LEN, enforce_eager=True, kv_cache_gib=0.25
     )
+    area_release("explain", backend.close)
     yield backend
     backend.close()

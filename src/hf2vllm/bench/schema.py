@@ -205,6 +205,8 @@ class CrossCheckSide(BaseModel):
     output_tokens_per_second: list[float]
     median_ttft_ms: list[float]
     request_throughput: list[float] = Field(default_factory=list)
+    ttft_ms: list[float] = Field(
+        default_factory=list, description="Every measured request's TTFT, all rounds (the median compared).")
 
 
 class CrossCheck(BaseModel):

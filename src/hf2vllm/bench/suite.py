@@ -36,7 +36,7 @@ class SuiteOptions(BaseModel):
     serve_requests: int = Field(12, ge=1)
     slo: SLO = Field(default_factory=lambda: SLO(ttft_ms=2000.0, tpot_ms=250.0))
     crosscheck_rounds: int = Field(3, ge=1)
-    crosscheck_concurrency: int = 4
+    crosscheck_concurrency: int = 1
     kv_cache_gib: float = 1.0
     stages: list[str] = Field(default_factory=lambda: list(STAGES), description="Stages to run, in the fixed order.")
     resume: bool = Field(False, description="Start from out_dir/bench.json and keep the sections not re-run.")

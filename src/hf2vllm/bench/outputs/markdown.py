@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 
 from hf2vllm.bench.schema import BenchReport
@@ -125,14 +126,15 @@ def render_markdown(report: BenchReport, *, json_name: str = "bench/bench.json",
             f"Same server, same {c.workload.get('prompts')} text prompts on `/v1/completions`, "
             f"{c.workload.get('output_len')} output tokens (`ignore_eos`), closed loop at concurrency "
             f"{c.workload.get('concurrency')}, {c.workload.get('warmups')} warm-ups, {c.workload.get('rounds')} "
-            "alternating rounds; medians over rounds compared.",
+            "alternating rounds. Throughput: medians over rounds compared; TTFT: the median of every measured "
+            "request over all rounds (one round's median of a few requests moves with single slow requests).",
             "",
-            "| tool | output tok/s per round | median TTFT ms per round |",
-            "|---|---|---|",
+            "| tool | output tok/s per round | median TTFT ms per round | median TTFT ms, all requests |",
+            "|---|---|---|---|",
             f"| hf2vllm bench serve | {', '.join(f'{v:.1f}' for v in c.ours.output_tokens_per_second)} | "
-            f"{', '.join(f'{v:.1f}' for v in c.ours.median_ttft_ms)} |",
+            f"{', '.join(f'{v:.1f}' for v in c.ours.median_ttft_ms)} | {_median_or_dash(c.ours.ttft_ms)} |",
             f"| vllm bench serve | {', '.join(f'{v:.1f}' for v in c.vllm_bench.output_tokens_per_second)} | "
-            f"{', '.join(f'{v:.1f}' for v in c.vllm_bench.median_ttft_ms)} |",
+            f"{', '.join(f'{v:.1f}' for v in c.vllm_bench.median_ttft_ms)} | {_median_or_dash(c.vllm_bench.ttft_ms)} |",
             "",
             f"Throughput differs by {c.throughput_relative_difference:.1%}, median TTFT by "
             f"{c.median_ttft_relative_difference:.1%} (tolerance {c.tolerance:.0%}): "
@@ -141,6 +143,10 @@ def render_markdown(report: BenchReport, *, json_name: str = "bench/bench.json",
             f"Server: `{' '.join(c.server_command)}`",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _median_or_dash(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} ({len(values)})" if values else "-"
 
 
 def write_markdown(report: BenchReport, path: Path, **kwargs: str) -> Path:
