@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# Under ``make test`` two pytest-xdist workers (lanes, see pytest_collection_modifyitems) run at once.
+# Under ``make test`` two pytest-xdist workers (lanes, see ``lane_of``) run at once.
 # vLLM's CPU build binds every engine's compute thread to core 0 by default (it reserves the last core
 # for its scheduler), so the two lanes' engines would share one core while the other idles: give each
 # worker's engines a core of their own.
@@ -76,8 +76,7 @@ def lane_of(nodeid: str) -> str:
     rest (CLI subprocesses, area-only engines, pure unit tests) runs in lane "own" in the other worker.
     Most of a session is single-threaded start-up (imports, engine and server spawns), so two lanes
     keep both cores busy. Lanes are whole modules: a module-scoped engine stays in one worker."""
-    module = nodeid.split("::", 1)[0].removeprefix("tests/")
-    return "shared" if module in SHARED_LANE_MODULES else "own"
+    return "shared" if _module_of(nodeid) in SHARED_LANE_MODULES else "own"
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
@@ -94,8 +93,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A module that uses the shared engine or server outside lane "shared" would start a second one
     in the other worker (and may not fit in memory): refuse to run with a stale lane list."""
-    uses_shared = {_module_of(item) for item in items if SHARED_ENGINE_FIXTURES & set(item.fixturenames)}
-    collected = {_module_of(item) for item in items}
+    uses_shared = {_module_of(item.nodeid) for item in items if SHARED_ENGINE_FIXTURES & set(item.fixturenames)}
+    collected = {_module_of(item.nodeid) for item in items}
     missing = uses_shared - SHARED_LANE_MODULES
     stale = (SHARED_LANE_MODULES & collected) - uses_shared
     if missing or stale:
@@ -106,8 +105,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
 
 
-def _module_of(item: pytest.Item) -> str:
-    return item.nodeid.split("::", 1)[0].removeprefix("tests/")
+def _module_of(nodeid: str) -> str:
+    """``tests/area/test_x.py::test_y[...]`` -> ``area/test_x.py``."""
+    return nodeid.split("::", 1)[0].removeprefix("tests/")
 
 
 def _area_of(item: pytest.Item | None) -> str | None:
