@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 from hf2vllm.bench.decay import decay_curve, hf_token_times
@@ -36,7 +38,14 @@ def test_fixed_output_length_makes_both_backends_generate_the_same_token_count(o
         assert mode.output_tokens == REQUESTS * TOKENS, mode.label
         assert mode.output_lengths_equal, mode.label
         assert mode.total_seconds > 0 and mode.peak_rss_mib > 0
-        assert len(mode.repeats) == 1
+    # One timing per mode, except the fairness pair: the plain loop once per pair, interleaved with as
+    # many more timings of the best batch size on top of its sweep timing.
+    pairs = OfflineBenchOptions().fairness_pairs
+    timings = {m.label: len(m.repeats) for m in report.modes if m.status == "ok"}
+    plain = next(m for m in report.modes if m.mode == "hf_plain_loop")
+    best = f"HF batched (bs={plain.batch_size})"
+    assert timings.pop(plain.label) == pairs and timings.pop(best) == 1 + pairs
+    assert set(timings.values()) == {1}
 
 
 def test_speedups_are_relative_to_the_best_hf_batch_and_fairness_uses_that_size(offline_report) -> None:  # type: ignore[no-untyped-def]
@@ -49,6 +58,12 @@ def test_speedups_are_relative_to_the_best_hf_batch_and_fairness_uses_that_size(
     assert report.fairness is not None and report.fairness.batch_size == best.batch_size
     plain = next(m for m in report.modes if m.mode == "hf_plain_loop")
     assert plain.batch_size == best.batch_size
+    fair = report.fairness
+    assert fair.hf_batched_repeats == best.repeats and fair.plain_loop_repeats == plain.repeats
+    # The verdict's ratio is the median of the per-pair ratios (the sweep timing is not in a pair).
+    pairs = list(zip(best.repeats[1:], plain.repeats, strict=True))
+    assert fair.pair_ratios == [round(b / p, 4) for b, p in pairs]
+    assert fair.ratio == round(statistics.median(b / p for b, p in pairs), 4)
 
 
 def test_shared_backends_get_their_batch_size_back(offline_report) -> None:  # type: ignore[no-untyped-def]

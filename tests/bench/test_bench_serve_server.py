@@ -74,19 +74,40 @@ def test_serve_command_writes_json_csv_and_html(vllm_server, tmp_path: Path) -> 
     assert (tmp_path / "bench_serve.csv").is_file() and (tmp_path / "bench.html").is_file()
 
 
+def _requests_finished(base_url: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from hf2vllm.deploy.monitor import fetch_metrics
+
+    families = {f.name: f for f in text_string_to_metric_families(fetch_metrics(base_url))}
+    return sum(s.value for s in families["vllm:request_success"].samples if s.name == "vllm:request_success_total")
+
+
 def test_crosscheck_runs_vllm_bench_serve_on_the_same_workload(vllm_server, bundled_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from hf2vllm.bench.crosscheck import CrossCheckOptions, run_crosscheck
+    from hf2vllm.bench.crosscheck import OURS, THEIRS, CrossCheckOptions, run_crosscheck
 
     options = CrossCheckOptions(base_url=vllm_server.base_url, model_name=vllm_server.model_name,
                                 tokenizer=bundled_model, prompts=["Hello, my name is", "The capital of France is"],
-                                output_len=TOKENS, concurrency=2, num_prompts=2, warmups=0, rounds=1,
+                                output_len=TOKENS, concurrency=2, num_prompts=2, warmups=0, rounds=2,
                                 workdir=tmp_path)
+    before = _requests_finished(vllm_server.base_url)
     check = run_crosscheck(options, ["vllm serve"])
-    assert len(check.ours.output_tokens_per_second) == 1 and len(check.vllm_bench.output_tokens_per_second) == 1
+    # Priming sends both prompts once, then each tool both prompts per round (the pinned `vllm bench serve`
+    # skips its ready-check request by default).
+    assert _requests_finished(vllm_server.base_url) - before == 2 + 2 * 2 + 2 * 2
+    assert check.first_in_round == [OURS, THEIRS] and check.workload["primed"] == "true"
+    assert len(check.ours.output_tokens_per_second) == 2 and len(check.vllm_bench.output_tokens_per_second) == 2
     assert check.vllm_bench.output_tokens_per_second[0] > 0 and check.vllm_bench.median_ttft_ms[0] > 0
-    # The TTFT compared is the median over every measured request of both tools (2 each here).
-    assert len(check.ours.ttft_ms) == 2 and len(check.vllm_bench.ttft_ms) == 2
-    assert min(check.vllm_bench.ttft_ms) <= check.vllm_bench.median_ttft_ms[0] <= max(check.vllm_bench.ttft_ms)
-    saved = json.loads((tmp_path / "vllm-bench" / "round-1.json").read_text())
-    assert saved["completed"] == 2 and saved["total_output_tokens"] == 2 * TOKENS
+    # The TTFT compared is the median over every measured request of both tools (2 per round here).
+    assert len(check.ours.ttft_ms) == 4 and len(check.vllm_bench.ttft_ms) == 4
+    first_round = check.vllm_bench.ttft_ms[:2]
+    assert min(first_round) <= check.vllm_bench.median_ttft_ms[0] <= max(first_round)
+    for round_no in (1, 2):
+        saved = json.loads((tmp_path / "vllm-bench" / f"round-{round_no}.json").read_text())
+        assert saved["completed"] == 2 and saved["total_output_tokens"] == 2 * TOKENS
+        assert check.vllm_bench.duration_s[round_no - 1] == round(saved["duration"], 4)
+    # Throughput compared: all rounds' tokens over all rounds' measured time, per tool.
+    assert check.ours.output_tokens == check.vllm_bench.output_tokens == [2 * TOKENS, 2 * TOKENS]
+    pooled = [4 * TOKENS / sum(side.duration_s) for side in (check.ours, check.vllm_bench)]
+    assert check.throughput_relative_difference == round(abs(pooled[0] - pooled[1]) / (sum(pooled) / 2), 4)
     assert "--ignore-eos" in check.vllm_bench_command and "custom" in check.vllm_bench_command

@@ -3,10 +3,16 @@
 Both tools send the same text prompts (a custom JSONL dataset for vLLM's tool, ``--skip-chat-template``
 so it sends the text unchanged) to ``/v1/completions`` with greedy decoding, ``ignore_eos`` and the
 same output length, the same closed-loop concurrency (``--request-rate inf --max-concurrency C``) and
-the same number of warm-up requests. The rounds alternate (ours, theirs, ours, ...) so drifting
-machine load hits both. Throughput: the medians over rounds are compared. TTFT: the median of every
-measured request's TTFT over all rounds (``--save-detailed`` on vLLM's side), since one round's median
-of a few requests moves with single slow requests on a busy 2-core machine.
+the same number of warm-up requests. Before the first round every prompt is sent once, and the order
+inside a round alternates (ours then theirs, theirs then ours, ...): measured without either, the tool
+that ran first in a round saw a median TTFT 3.5-5.9% higher than the other, whichever tool it was, so
+a fixed order put the server's warm-up into the comparison.
+
+Both figures pool all rounds, as if each tool had made one long run interleaved with the other's:
+throughput is all output tokens over all measured time, TTFT the median of every measured request
+(``--save-detailed`` on vLLM's side). On a shared 2-core VM one round's throughput moves by +-15%
+with the machine (measured: 7.0-11.1 tok/s for one tool over four rounds), which a median of a few
+rounds does not absorb.
 
 The default workload is one request at a time. In a closed loop at concurrency C with a fixed output
 length, requests run in lock-step waves: the one that reaches the engine first is prefilled alone and
@@ -28,6 +34,7 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -57,7 +64,8 @@ class CrossCheckOptions(BaseModel):
     concurrency: int = 1
     num_prompts: int = 16
     warmups: int = 2
-    rounds: int = 2
+    rounds: int = Field(2, ge=1)
+    prime: bool = Field(True, description="Send every prompt once before round 1 (both tools then meet a warm server)")
     tolerance: float = 0.05
     workdir: Path
     timeout_s: float = 600.0
@@ -101,9 +109,20 @@ def our_items(options: CrossCheckOptions) -> list[WorkItem]:
     ]
 
 
-def run_ours(options: CrossCheckOptions) -> tuple[float, float, float, list[float]]:
-    """(output tok/s, median TTFT ms, requests/s, each request's TTFT ms) of one closed-loop run with our
-    serve benchmark."""
+@dataclass(frozen=True)
+class RoundResult:
+    """One tool's measurement of one round."""
+
+    output_tokens_per_second: float
+    median_ttft_ms: float
+    requests_per_second: float
+    ttft_ms: list[float]
+    duration_s: float
+    output_tokens: int
+
+
+def run_ours(options: CrossCheckOptions) -> RoundResult:
+    """One closed-loop run of our serve benchmark."""
     serve = ServeOptions(url=options.base_url, model=options.model_name, concurrency=[options.concurrency],
                          max_requests=options.num_prompts, warmup_requests=options.warmups,
                          time_cap_s=options.timeout_s)
@@ -114,12 +133,12 @@ def run_ours(options: CrossCheckOptions) -> tuple[float, float, float, list[floa
         raise BackendUnavailableError(f"cross-check: {point.failed} of {point.requests} requests failed")
     ttfts = [(t.first_token - t.start) * 1000 for runs in timings.values() for t in runs
              if t.ok and t.first_token is not None]
-    return point.output_tokens_per_second, point.ttft_ms.median, point.requests_per_second, ttfts
+    return RoundResult(point.output_tokens_per_second, point.ttft_ms.median, point.requests_per_second, ttfts,
+                       point.duration_s, point.output_tokens)
 
 
-def run_vllm_bench(
-    options: CrossCheckOptions, dataset: Path, round_no: int
-) -> tuple[float, float, float, list[float], list[str]]:
+def run_vllm_bench(options: CrossCheckOptions, dataset: Path, round_no: int) -> tuple[RoundResult, list[str]]:
+    """One run of ``vllm bench serve`` as shipped; returns its result and the command line."""
     result_dir = options.workdir / "vllm-bench"
     name = f"round-{round_no}.json"
     cmd = vllm_bench_command(options, dataset, result_dir, name)
@@ -132,15 +151,36 @@ def run_vllm_bench(
         raise BackendUnavailableError(f"vllm bench serve exited with {done.returncode}; log {log}:\n{tail}")
     data = json.loads((result_dir / name).read_text())
     ttfts = [float(t) * 1000 for t, error in zip(data["ttfts"], data["errors"], strict=True) if not error]
-    return (float(data["output_throughput"]), float(data["median_ttft_ms"]), float(data["request_throughput"]),
-            ttfts, cmd)
+    result = RoundResult(float(data["output_throughput"]), float(data["median_ttft_ms"]),
+                         float(data["request_throughput"]), ttfts, float(data["duration"]),
+                         int(data["total_output_tokens"]))
+    return result, cmd
 
 
-def _record(side: CrossCheckSide, tput: float, ttft: float, rps: float, each: list[float]) -> None:
-    side.output_tokens_per_second.append(round(tput, 3))
-    side.median_ttft_ms.append(round(ttft, 3))
-    side.request_throughput.append(round(rps, 4))
-    side.ttft_ms.extend(round(t, 3) for t in each)
+def prime_server(options: CrossCheckOptions) -> None:
+    """One pass over every prompt so that no tool's measured requests are the server's first of a shape."""
+    serve = ServeOptions(url=options.base_url, model=options.model_name, concurrency=[options.concurrency],
+                         max_requests=options.num_prompts, warmup_requests=0, time_cap_s=options.timeout_s)
+    report = asyncio.run(run_serve(serve, our_items(options)))
+    if report.points[0].failed:
+        raise BackendUnavailableError(f"cross-check priming: {report.points[0].failed} requests failed")
+
+
+OURS, THEIRS = "hf2vllm bench serve", "vllm bench serve"
+
+
+def first_in_round(round_no: int) -> str:
+    """ABBA order: odd rounds start with ours, even rounds with ``vllm bench serve``."""
+    return OURS if round_no % 2 else THEIRS
+
+
+def _record(side: CrossCheckSide, result: RoundResult) -> None:
+    side.output_tokens_per_second.append(round(result.output_tokens_per_second, 3))
+    side.median_ttft_ms.append(round(result.median_ttft_ms, 3))
+    side.request_throughput.append(round(result.requests_per_second, 4))
+    side.ttft_ms.extend(round(t, 3) for t in result.ttft_ms)
+    side.duration_s.append(round(result.duration_s, 4))
+    side.output_tokens.append(result.output_tokens)
 
 
 def _offline_env() -> dict[str, str]:
@@ -159,15 +199,22 @@ def run_crosscheck(options: CrossCheckOptions, server_command: list[str],
     ours = CrossCheckSide(output_tokens_per_second=[], median_ttft_ms=[], request_throughput=[])
     theirs = CrossCheckSide(output_tokens_per_second=[], median_ttft_ms=[], request_throughput=[])
     command: list[str] = []
+    if options.prime:
+        status("cross-check: sending every prompt once to warm the server")
+        prime_server(options)
+    order: list[str] = []
     for round_no in range(1, options.rounds + 1):
-        status(f"cross-check round {round_no}/{options.rounds}: hf2vllm bench serve")
-        tput, ttft, rps, each = run_ours(options)
-        _record(ours, tput, ttft, rps, each)
-        status(f"cross-check round {round_no}/{options.rounds}: vllm bench serve")
-        tput, ttft, rps, each, command = run_vllm_bench(options, dataset, round_no)
-        _record(theirs, tput, ttft, rps, each)
-    tput_diff = relative_difference(statistics.median(ours.output_tokens_per_second),
-                                    statistics.median(theirs.output_tokens_per_second))
+        order.append(first_in_round(round_no))
+        for tool in (OURS, THEIRS) if order[-1] == OURS else (THEIRS, OURS):
+            status(f"cross-check round {round_no}/{options.rounds}: {tool}")
+            if tool == OURS:
+                _record(ours, run_ours(options))
+            else:
+                result, command = run_vllm_bench(options, dataset, round_no)
+                _record(theirs, result)
+    ours_tput, theirs_tput = ours.pooled_output_tokens_per_second(), theirs.pooled_output_tokens_per_second()
+    assert ours_tput is not None and theirs_tput is not None  # rounds >= 1
+    tput_diff = relative_difference(ours_tput, theirs_tput)
     ttft_diff = relative_difference(statistics.median(ours.ttft_ms), statistics.median(theirs.ttft_ms))
     shown = [c if "\n" not in c else "<vllm bench serve entry: vllm.benchmarks.serve.main>" for c in command]
     return CrossCheck(
@@ -175,7 +222,8 @@ def run_crosscheck(options: CrossCheckOptions, server_command: list[str],
         vllm_bench_command=shown,
         workload={"prompts": options.num_prompts, "output_len": options.output_len,
                   "concurrency": options.concurrency, "warmups": options.warmups, "rounds": options.rounds,
-                  "endpoint": "/v1/completions"},
+                  "endpoint": "/v1/completions", "primed": str(options.prime).lower()},
+        first_in_round=order,
         ours=ours,
         vllm_bench=theirs,
         throughput_relative_difference=round(tput_diff, 4),

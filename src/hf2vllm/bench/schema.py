@@ -95,7 +95,13 @@ class FairnessCheck(BaseModel):
     batch_size: int
     hf_batched_tokens_per_second: float
     plain_loop_tokens_per_second: float
-    ratio: float = Field(description="hf_batched / plain_loop; >= 1 (within noise) means HF was not handicapped")
+    ratio: float = Field(description="hf_batched / plain_loop (median of pair_ratios when timed in pairs); "
+                                     ">= 1 (within noise) means HF was not handicapped")
+    hf_batched_repeats: list[float] = Field(default_factory=list, description="tok/s of each HF batched timing")
+    plain_loop_repeats: list[float] = Field(
+        default_factory=list, description="tok/s of each plain-loop timing (taken interleaved with HF batched)")
+    pair_ratios: list[float] = Field(
+        default_factory=list, description="HF batched / plain loop within each interleaved pair of timings")
     within_noise: bool
     holds: bool = Field(description="HF batched is at least as fast as the plain loop, allowing run-to-run noise")
 
@@ -207,6 +213,13 @@ class CrossCheckSide(BaseModel):
     request_throughput: list[float] = Field(default_factory=list)
     ttft_ms: list[float] = Field(
         default_factory=list, description="Every measured request's TTFT, all rounds (the median compared).")
+    duration_s: list[float] = Field(default_factory=list, description="Measured time of each round")
+    output_tokens: list[int] = Field(
+        default_factory=list, description="Output tokens of each round (sum over sum of duration_s is compared)")
+
+    def pooled_output_tokens_per_second(self) -> float | None:
+        """Output tokens of all rounds over their measured time: one long interleaved run per tool."""
+        return sum(self.output_tokens) / sum(self.duration_s) if self.duration_s else None
 
 
 class CrossCheck(BaseModel):
@@ -217,6 +230,8 @@ class CrossCheck(BaseModel):
     workload: dict[str, float | int | str]
     ours: CrossCheckSide
     vllm_bench: CrossCheckSide
+    first_in_round: list[str] = Field(
+        default_factory=list, description="Which tool ran first in each round ('hf2vllm bench serve' or 'vllm bench serve').")
     throughput_relative_difference: float
     median_ttft_relative_difference: float
     tolerance: float

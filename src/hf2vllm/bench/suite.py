@@ -35,7 +35,10 @@ class SuiteOptions(BaseModel):
     serve_rates: list[float] = Field(default_factory=lambda: [1.0])
     serve_requests: int = Field(12, ge=1)
     slo: SLO = Field(default_factory=lambda: SLO(ttft_ms=2000.0, tpot_ms=250.0))
-    crosscheck_rounds: int = Field(3, ge=1)
+    crosscheck_rounds: int = Field(6, ge=1)
+    # Shorter answers than the offline stage: TTFT does not depend on them, and at C=1 on 2 cores each
+    # output token costs ~0.1 s, so 16 tokens buy 6 rounds (ABBA-balanced) inside make bench's 20 minutes.
+    crosscheck_max_new_tokens: int = Field(16, ge=1)
     crosscheck_concurrency: int = 1
     kv_cache_gib: float = 1.0
     stages: list[str] = Field(default_factory=lambda: list(STAGES), description="Stages to run, in the fixed order.")
@@ -194,7 +197,7 @@ def _crosscheck(report: BenchReport, options: SuiteOptions, server: Any, model_p
     prompts = [r.prompt_text for r in prepare_bench_requests(
         OfflineBenchOptions(limit=options.requests, max_new_tokens=options.max_new_tokens), model_path, tokenizer)]
     cc = CrossCheckOptions(base_url=server.base_url, model_name=server.model_name, tokenizer=model_path,
-                           prompts=prompts, output_len=options.max_new_tokens,
+                           prompts=prompts, output_len=options.crosscheck_max_new_tokens,
                            concurrency=options.crosscheck_concurrency, num_prompts=options.requests,
                            rounds=options.crosscheck_rounds, workdir=options.out_dir / "crosscheck")
     report.crosscheck = run_crosscheck(cc, server.command(), on_status=status)

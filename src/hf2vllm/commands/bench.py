@@ -179,7 +179,10 @@ def suite(
     max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1),
     decay_tokens: int = typer.Option(256, "--decay-tokens", min=2),
     decay_bucket: int = typer.Option(64, "--decay-bucket", min=1),
-    rounds: int = typer.Option(3, "--crosscheck-rounds", min=1),
+    rounds: int = typer.Option(6, "--crosscheck-rounds", min=1,
+                               help="Cross-check rounds of both tools; the order alternates, so keep it even."),
+    crosscheck_tokens: int = typer.Option(16, "--crosscheck-tokens", min=1,
+                                          help="Output tokens per cross-check request."),
     stages: str = typer.Option("offline,hf_decay,serve,served_decay,crosscheck", "--stages",
                                help="Comma-separated stages to run (order is fixed)."),
     resume: bool = typer.Option(False, "--resume", help="Keep sections of OUT/bench.json that are not re-run."),
@@ -192,6 +195,7 @@ def suite(
 
     options = SuiteOptions(out_dir=out, markdown=markdown, requests=requests, max_new_tokens=max_new_tokens,
                            decay_tokens=decay_tokens, decay_bucket=decay_bucket, crosscheck_rounds=rounds,
+                           crosscheck_max_new_tokens=crosscheck_tokens,
                            stages=[st.strip() for st in stages.split(",") if st.strip()], resume=resume)
     console = Console()
     with console.status("starting") as spinner:

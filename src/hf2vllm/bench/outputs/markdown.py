@@ -6,7 +6,7 @@ import math
 import statistics
 from pathlib import Path
 
-from hf2vllm.bench.schema import BenchReport
+from hf2vllm.bench.schema import BenchReport, CrossCheckSide, FairnessCheck
 
 
 def _f(value: float | None, digits: int = 1) -> str:
@@ -80,7 +80,7 @@ def render_markdown(report: BenchReport, *, json_name: str = "bench/bench.json",
             f = off.fairness
             lines += ["", f"**Fairness check**: HF batched at its best batch size ({f.batch_size}) ran "
                           f"{_rate(f.hf_batched_tokens_per_second)} tok/s; a plain hand-written `model.generate` loop on "
-                          f"padded batches of the same size ran {_rate(f.plain_loop_tokens_per_second)} tok/s (ratio "
+                          f"padded batches of the same size ran {_rate(f.plain_loop_tokens_per_second)} tok/s{_timings(f)} (ratio "
                           f"{f.ratio:.3f}): {'holds' if f.holds else 'DOES NOT HOLD'} "
                           f"({'within noise' if f.within_noise else 'outside noise'})."]
     if report.serve is not None:
@@ -126,15 +126,16 @@ def render_markdown(report: BenchReport, *, json_name: str = "bench/bench.json",
             f"Same server, same {c.workload.get('prompts')} text prompts on `/v1/completions`, "
             f"{c.workload.get('output_len')} output tokens (`ignore_eos`), closed loop at concurrency "
             f"{c.workload.get('concurrency')}, {c.workload.get('warmups')} warm-ups, {c.workload.get('rounds')} "
-            "alternating rounds. Throughput: medians over rounds compared; TTFT: the median of every measured "
-            "request over all rounds (one round's median of a few requests moves with single slow requests).",
+            f"rounds{_order(c.first_in_round)}{_primed(c.workload)}. "
+            "Both figures pool all rounds: throughput is every round's output tokens over their measured time, "
+            "TTFT the median of every measured request (one round on a shared machine moves with the machine).",
             "",
-            "| tool | output tok/s per round | median TTFT ms per round | median TTFT ms, all requests |",
-            "|---|---|---|---|",
-            f"| hf2vllm bench serve | {', '.join(f'{v:.1f}' for v in c.ours.output_tokens_per_second)} | "
-            f"{', '.join(f'{v:.1f}' for v in c.ours.median_ttft_ms)} | {_median_or_dash(c.ours.ttft_ms)} |",
-            f"| vllm bench serve | {', '.join(f'{v:.1f}' for v in c.vllm_bench.output_tokens_per_second)} | "
-            f"{', '.join(f'{v:.1f}' for v in c.vllm_bench.median_ttft_ms)} | {_median_or_dash(c.vllm_bench.ttft_ms)} |",
+            "| tool | output tok/s per round | output tok/s, all rounds | median TTFT ms per round "
+            "| median TTFT ms, all requests |",
+            "|---|---|---|---|---|",
+            *(f"| {name} | {', '.join(f'{v:.1f}' for v in side.output_tokens_per_second)} | {_pooled_or_dash(side)} | "
+              f"{', '.join(f'{v:.1f}' for v in side.median_ttft_ms)} | {_median_or_dash(side.ttft_ms)} |"
+              for name, side in (("hf2vllm bench serve", c.ours), ("vllm bench serve", c.vllm_bench))),
             "",
             f"Throughput differs by {c.throughput_relative_difference:.1%}, median TTFT by "
             f"{c.median_ttft_relative_difference:.1%} (tolerance {c.tolerance:.0%}): "
@@ -143,6 +144,28 @@ def render_markdown(report: BenchReport, *, json_name: str = "bench/bench.json",
             f"Server: `{' '.join(c.server_command)}`",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _timings(f: FairnessCheck) -> str:
+    if not f.pair_ratios:
+        return ""
+    return (f" (medians; {len(f.pair_ratios)} interleaved pairs of timings, HF batched / plain loop per pair: "
+            f"{', '.join(f'{r:.3f}' for r in f.pair_ratios)}; ratio = their median)")
+
+
+def _order(first: list[str]) -> str:
+    if not first:
+        return ""
+    return " (first in each round: " + ", ".join("ours" if f.startswith("hf2vllm") else "vllm" for f in first) + ")"
+
+
+def _primed(workload: dict[str, float | int | str]) -> str:
+    return "; every prompt sent once before round 1" if workload.get("primed") == "true" else ""
+
+
+def _pooled_or_dash(side: CrossCheckSide) -> str:
+    pooled = side.pooled_output_tokens_per_second()
+    return "-" if pooled is None else f"{pooled:.2f}"
 
 
 def _median_or_dash(values: list[float]) -> str:
