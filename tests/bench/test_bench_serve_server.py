@@ -90,8 +90,12 @@ def test_crosscheck_runs_vllm_bench_serve_on_the_same_workload(vllm_server, bund
                                 tokenizer=bundled_model, prompts=["Hello, my name is", "The capital of France is"],
                                 output_len=TOKENS, concurrency=2, num_prompts=2, warmups=0, rounds=2,
                                 workdir=tmp_path)
+    stale = tmp_path / "vllm-bench" / "round-3.json"
+    stale.parent.mkdir()
+    stale.write_text("{}")
     before = _requests_finished(vllm_server.base_url)
     check = run_crosscheck(options, ["vllm serve"])
+    assert not stale.exists()  # an earlier run's round 3 is not left next to this run's two
     # Priming sends both prompts once, then each tool both prompts per round (the pinned `vllm bench serve`
     # skips its ready-check request by default).
     assert _requests_finished(vllm_server.base_url) - before == 2 + 2 * 2 + 2 * 2

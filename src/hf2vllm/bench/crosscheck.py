@@ -195,6 +195,9 @@ def run_crosscheck(options: CrossCheckOptions, server_command: list[str],
                    on_status: Callable[[str], None] | None = None) -> CrossCheck:
     status = on_status or (lambda _m: None)
     options.workdir.mkdir(parents=True, exist_ok=True)
+    # A directory reused from a run with more rounds would otherwise keep that run's later rounds.
+    for stale in [*options.workdir.glob("vllm-bench-round-*.log"), *options.workdir.glob("vllm-bench/round-*.json")]:
+        stale.unlink()
     dataset = write_dataset(options.prompts[: options.num_prompts], options.workdir / "crosscheck_prompts.jsonl")
     ours = CrossCheckSide(output_tokens_per_second=[], median_ttft_ms=[], request_throughput=[])
     theirs = CrossCheckSide(output_tokens_per_second=[], median_ttft_ms=[], request_throughput=[])

@@ -55,7 +55,7 @@ class OfflineBenchOptions(BaseModel):
     kv_cache_gib: float | None = None
     noise_tolerance: float = Field(0.05, ge=0, description="Relative difference treated as run-to-run noise.")
     fairness_pairs: int = Field(
-        5, ge=1, description="Interleaved timings of (HF batched at its best size, plain loop) for the fairness check.")
+        4, ge=1, description="Interleaved timings of (HF batched at its best size, plain loop) for the fairness check.")
 
 
 def is_out_of_memory(err: BaseException) -> bool:
