@@ -53,6 +53,8 @@ def offline(
                                       help="Generate exactly --max-new-tokens on both backends (default)."),
     batch_sizes: str = typer.Option("1,4,8,16,32,64", "--batch-sizes", help="HF batch sizes to sweep."),
     repeats: int = typer.Option(1, "--repeats", min=1, help="Timed repetitions per mode (spread is reported)."),
+    fairness_pairs: int = typer.Option(4, "--fairness-pairs", min=1,
+                                       help="Interleaved timings of HF's best batch size and the plain loop."),
     sweep_time_cap: float = typer.Option(600.0, "--sweep-time-cap", help="Seconds before the HF sweep stops."),
     dtype: str = typer.Option("float32", "--dtype"),
     kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="vLLM KV cache size (CPU default 2 GiB)."),
@@ -70,6 +72,7 @@ def offline(
     options = OfflineBenchOptions(model=model, prompts=prompts, limit=limit, max_new_tokens=max_new_tokens,
                                   fixed_output_length=fixed_length, dtype=normalise_dtype(dtype),
                                   batch_sizes=_csv_ints(batch_sizes, "--batch-sizes"), repeats=repeats,
+                                  fairness_pairs=fairness_pairs,
                                   sweep_time_cap_s=sweep_time_cap, kv_cache_gib=kv_cache_gib)
     console = Console()
     report = BenchReport(kind="offline", machine=collect_machine())
