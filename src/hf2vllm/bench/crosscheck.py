@@ -121,11 +121,14 @@ class RoundResult:
     output_tokens: int
 
 
+def _serve_options(options: CrossCheckOptions, warmups: int) -> ServeOptions:
+    return ServeOptions(url=options.base_url, model=options.model_name, concurrency=[options.concurrency],
+                        max_requests=options.num_prompts, warmup_requests=warmups, time_cap_s=options.timeout_s)
+
+
 def run_ours(options: CrossCheckOptions) -> RoundResult:
     """One closed-loop run of our serve benchmark."""
-    serve = ServeOptions(url=options.base_url, model=options.model_name, concurrency=[options.concurrency],
-                         max_requests=options.num_prompts, warmup_requests=options.warmups,
-                         time_cap_s=options.timeout_s)
+    serve = _serve_options(options, options.warmups)
     timings: dict[str, list[RequestTiming]] = {}
     report = asyncio.run(run_serve(serve, our_items(options), keep_timings=timings))
     point = report.points[0]
@@ -159,9 +162,7 @@ def run_vllm_bench(options: CrossCheckOptions, dataset: Path, round_no: int) -> 
 
 def prime_server(options: CrossCheckOptions) -> None:
     """One pass over every prompt so that no tool's measured requests are the server's first of a shape."""
-    serve = ServeOptions(url=options.base_url, model=options.model_name, concurrency=[options.concurrency],
-                         max_requests=options.num_prompts, warmup_requests=0, time_cap_s=options.timeout_s)
-    report = asyncio.run(run_serve(serve, our_items(options)))
+    report = asyncio.run(run_serve(_serve_options(options, warmups=0), our_items(options)))
     if report.points[0].failed:
         raise BackendUnavailableError(f"cross-check priming: {report.points[0].failed} requests failed")
 
