@@ -129,3 +129,48 @@ def test_relative_difference_is_symmetric_and_bounded(a: float, b: float) -> Non
     assert 0.0 <= relative_difference(a, b) < 2.0
     assert relative_difference(a, a) == 0.0
     assert not math.isnan(relative_difference(a, b))
+
+
+def _fairness_of(batched: list[float], plain: list[float]):  # type: ignore[no-untyped-def]
+    """A best HF batch row (sweep timing first, then one per pair) and the plain loop's row."""
+    from bench_samples import mode
+
+    from hf2vllm.bench.offline import fairness
+
+    rows = [mode("hf_batched", "HF batched (bs=16)", "hf", 16, batched),
+            mode("hf_plain_loop", "plain HF loop (bs=16)", "hf", 16, plain)]
+    return fairness(rows, tolerance=0.05)
+
+
+def test_sign_test_p_is_the_binomial_tail() -> None:
+    from hf2vllm.bench.offline import sign_test_p
+
+    assert sign_test_p(8, 8) == 1 / 256
+    assert sign_test_p(7, 8) == 9 / 256
+    assert sign_test_p(0, 8) == 1.0
+
+
+def test_fairness_fails_a_loop_that_wins_nearly_every_pair_by_more_than_the_tolerance() -> None:
+    # A handicapped HF path: 10-15% slower than the loop in 7 of 8 pairs.
+    plain = [60.0] * 8
+    check = _fairness_of([55.0, 52, 53, 51, 54, 52, 61, 53, 51], plain)
+    assert check is not None and check.loop_faster_pairs == 7 and check.sign_test_p == round(9 / 256, 4)
+    assert check.ratio < 0.95 and not check.within_noise and not check.holds
+
+
+def test_fairness_counts_a_median_below_the_tolerance_as_noise_when_the_loop_won_no_more_than_chance() -> None:
+    # Same work on both sides, a noisy machine: the loop wins 5 of 8 pairs, the median dips below 0.95.
+    ratios = [1.09, 0.93, 0.87, 0.94, 0.94, 1.04, 1.02, 0.90]
+    check = _fairness_of([60.0] + [60.0 * r for r in ratios], [60.0] * 8)
+    assert check is not None and check.loop_faster_pairs == 5 and check.ratio < 0.95
+    assert check.sign_test_p is not None and check.sign_test_p >= 0.05
+    assert check.within_noise and check.holds
+    assert "faster in 5 of 8 pairs" in check.explain()
+
+
+def test_fairness_with_too_few_pairs_for_the_sign_test_uses_the_tolerance_alone() -> None:
+    # Four pairs: even a clean sweep by the loop has p = 1/16, so the test cannot judge them.
+    ratios = [1.086, 0.928, 0.873, 0.971]
+    check = _fairness_of([60.0] + [60.0 * r for r in ratios], [60.0] * 4)
+    assert check is not None and check.sign_test_p is None and check.ratio == 0.9495
+    assert not check.within_noise and not check.holds

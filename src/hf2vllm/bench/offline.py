@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import gc
+import math
 import statistics
 import sys
 import time
@@ -55,7 +56,8 @@ class OfflineBenchOptions(BaseModel):
     kv_cache_gib: float | None = None
     noise_tolerance: float = Field(0.05, ge=0, description="Relative difference treated as run-to-run noise.")
     fairness_pairs: int = Field(
-        4, ge=1, description="Interleaved timings of (HF batched at its best size, plain loop) for the fairness check.")
+        8, ge=1, description="Interleaved timings of (HF batched at its best size, plain loop) for the fairness check; "
+                             "5 or more let a sign test judge them.")
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -338,11 +340,21 @@ def speedups(results: Sequence[OfflineModeResult]) -> list[Speedup]:
     ]
 
 
-def fairness(results: Sequence[OfflineModeResult], tolerance: float) -> FairnessCheck | None:
+def sign_test_p(wins: int, n: int) -> float:
+    """One-sided sign test: the chance of at least ``wins`` heads in ``n`` fair coin flips."""
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n
+
+
+def fairness(results: Sequence[OfflineModeResult], tolerance: float, significance: float = 0.05) -> FairnessCheck | None:
     """HF batched vs the plain loop at the batch size the loop ran at; noise within ``tolerance`` is a tie.
 
     With interleaved timings (``_fairness_runs``) the ratio is the median over pairs of each pair's
-    ratio, so a machine that slows down between pairs does not count against either side.
+    ratio, so a machine that slows down between pairs does not count against either side. On the 2-core
+    VM one timing moves 7-10% with the machine even for a bare matrix-multiply loop, so a median of a
+    few pairs can land below 1 - tolerance when both sides do the same work (measured: 0.950 with pairs
+    1.086/0.928/0.873/0.971). HF then counts as slower only if, besides, the loop won so many pairs that
+    chance explains it poorly (sign test). A strawman HF path loses nearly every pair and still fails;
+    with fewer pairs than the test can judge (p of a clean sweep >= ``significance``), the tolerance alone decides.
     """
     plain = next((r for r in results if r.mode == "hf_plain_loop" and r.status == "ok"), None)
     # The batched row the plain loop was timed against (the best size when it ran).
@@ -355,7 +367,10 @@ def fairness(results: Sequence[OfflineModeResult], tolerance: float) -> Fairness
     pair_ratios = [speedup(b, p) for b, p in zip(paired, plain.repeats, strict=True)] if paired else []
     ratio = (statistics.median(pair_ratios) if pair_ratios
              else speedup(best.output_tokens_per_second, plain.output_tokens_per_second))
-    within = abs(ratio - 1.0) <= tolerance
+    loop_wins = sum(r < 1.0 for r in pair_ratios)
+    judged = bool(pair_ratios) and 0.5 ** len(pair_ratios) < significance
+    p_value = sign_test_p(loop_wins, len(pair_ratios)) if judged else None
+    within = abs(ratio - 1.0) <= tolerance or (p_value is not None and p_value >= significance)
     return FairnessCheck(
         batch_size=best.batch_size,
         hf_batched_tokens_per_second=best.output_tokens_per_second,
@@ -364,6 +379,9 @@ def fairness(results: Sequence[OfflineModeResult], tolerance: float) -> Fairness
         hf_batched_repeats=best.repeats,
         plain_loop_repeats=plain.repeats,
         pair_ratios=[round(r, 4) for r in pair_ratios],
+        loop_faster_pairs=loop_wins if pair_ratios else None,
+        sign_test_p=None if p_value is None else round(p_value, 4),
+        significance=significance,
         within_noise=within,
         holds=ratio >= 1.0 or within,
     )

@@ -102,8 +102,26 @@ class FairnessCheck(BaseModel):
         default_factory=list, description="tok/s of each plain-loop timing (taken interleaved with HF batched)")
     pair_ratios: list[float] = Field(
         default_factory=list, description="HF batched / plain loop within each interleaved pair of timings")
-    within_noise: bool
+    loop_faster_pairs: int | None = Field(None, description="Pairs in which the plain loop was the faster one")
+    sign_test_p: float | None = Field(
+        None, description="One-sided sign test: chance of the loop winning at least loop_faster_pairs of the pairs "
+                          "if both were equally fast")
+    significance: float = Field(0.05, description="sign_test_p below this means the loop won beyond chance")
+    within_noise: bool = Field(description="ratio within the tolerance of 1, or the loop's wins explained by chance "
+                                           "(sign_test_p >= significance)")
     holds: bool = Field(description="HF batched is at least as fast as the plain loop, allowing run-to-run noise")
+
+    def explain(self) -> str:
+        """How the verdict was reached, in one sentence (shared by the Markdown, terminal and HTML views)."""
+        if not self.pair_ratios:
+            return f"ratio of medians {self.ratio:.3f}"
+        text = (f"ratio {self.ratio:.3f} = median over {len(self.pair_ratios)} interleaved pairs of HF batched / plain "
+                f"loop ({', '.join(f'{r:.3f}' for r in self.pair_ratios)})")
+        if self.sign_test_p is not None:
+            text += (f"; the plain loop was faster in {self.loop_faster_pairs} of {len(self.pair_ratios)} pairs "
+                     f"(one-sided sign test p = {self.sign_test_p:.3f}; it counts as faster only if p < "
+                     f"{self.significance:g} and the ratio is below the tolerance)")
+        return text
 
 
 class OfflineReport(BaseModel):

@@ -42,7 +42,7 @@ dtype {{ off.dtype }}; {{ off.repeats }} timed repetition(s) per mode (median sh
 {% endfor %}</table>
 {% if off.fairness %}{% set f = off.fairness %}<p id="fairness" class="{{ 'ok' if f.holds else 'bad' }}">Fairness: HF batched at bs={{ f.batch_size }}
 {{ "%.1f"|format(f.hf_batched_tokens_per_second) }} tok/s vs a plain hand-written <code>model.generate</code> loop
-{{ "%.1f"|format(f.plain_loop_tokens_per_second) }} tok/s (ratio {{ "%.3f"|format(f.ratio) }}): {{ "holds" if f.holds else "does not hold" }}.</p>{% endif %}
+{{ "%.1f"|format(f.plain_loop_tokens_per_second) }} tok/s ({{ f.explain() }}): {{ "holds" if f.holds else "does not hold" }}.</p>{% endif %}
 {% endif %}
 {% if r.serve %}{% set s = r.serve %}
 <h2 id="serve">Served: {{ s.url }} ({{ s.model }})</h2>

@@ -6,7 +6,7 @@ import math
 import statistics
 from pathlib import Path
 
-from hf2vllm.bench.schema import BenchReport, CrossCheckSide, FairnessCheck
+from hf2vllm.bench.schema import BenchReport, CrossCheckSide
 
 
 def _f(value: float | None, digits: int = 1) -> str:
@@ -80,8 +80,8 @@ def render_markdown(report: BenchReport, *, json_name: str = "bench/bench.json",
             f = off.fairness
             lines += ["", f"**Fairness check**: HF batched at its best batch size ({f.batch_size}) ran "
                           f"{_rate(f.hf_batched_tokens_per_second)} tok/s; a plain hand-written `model.generate` loop on "
-                          f"padded batches of the same size ran {_rate(f.plain_loop_tokens_per_second)} tok/s{_timings(f)} (ratio "
-                          f"{f.ratio:.3f}): {'holds' if f.holds else 'DOES NOT HOLD'} "
+                          f"padded batches of the same size ran {_rate(f.plain_loop_tokens_per_second)} tok/s (medians "
+                          f"of all timings; {f.explain()}): {'holds' if f.holds else 'DOES NOT HOLD'} "
                           f"({'within noise' if f.within_noise else 'outside noise'})."]
     if report.serve is not None:
         s = report.serve
@@ -142,15 +142,11 @@ def render_markdown(report: BenchReport, *, json_name: str = "bench/bench.json",
             f"**{'agree' if c.holds else 'DISAGREE'}**.",
             "",
             f"Server: `{' '.join(c.server_command)}`",
+            "",
+            "`vllm bench serve`, last round (every round ran the functions this command runs, "
+            f"`vllm.benchmarks.serve.main`, in one process that imported vLLM once): `{' '.join(c.vllm_bench_command)}`",
         ]
     return "\n".join(lines) + "\n"
-
-
-def _timings(f: FairnessCheck) -> str:
-    if not f.pair_ratios:
-        return ""
-    return (f" (medians; {len(f.pair_ratios)} interleaved pairs of timings, HF batched / plain loop per pair: "
-            f"{', '.join(f'{r:.3f}' for r in f.pair_ratios)}; ratio = their median)")
 
 
 def _order(first: list[str]) -> str:

@@ -49,7 +49,7 @@ def render_report(report: BenchReport, console: Console) -> None:
             verdict = "[green]holds[/]" if f.holds else "[red]does not hold[/]"
             console.print(f"fairness: HF batched (bs={f.batch_size}) {_rate(f.hf_batched_tokens_per_second)} tok/s vs "
                           f"plain generate() loop {_rate(f.plain_loop_tokens_per_second)} tok/s "
-                          f"(ratio {f.ratio:.3f}{_interleaved(f.pair_ratios)}) -> {verdict}")
+                          f"({f.explain()}) -> {verdict}")
     if report.serve is not None:
         srv = report.serve
         table = Table(title=f"serve: {srv.url} ({srv.model}), {srv.output_tokens_per_request} tokens/request")
@@ -83,7 +83,3 @@ def render_report(report: BenchReport, console: Console) -> None:
                       f"median TTFT by {c.median_ttft_relative_difference:.1%} (tolerance {c.tolerance:.0%}) -> {verdict}")
     for note in report.notes:
         console.print(f"note: {note}")
-
-
-def _interleaved(pair_ratios: list[float]) -> str:
-    return f"; median of {len(pair_ratios)} interleaved pairs' ratios" if pair_ratios else ""
