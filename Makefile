@@ -38,7 +38,7 @@ test: model browser
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Offline HF-vs-vLLM modes, decay curves, a served sweep and the cross-check against `vllm bench serve`
-# on the bundled model (15 min 38 s measured on an idle 2-core VM, whose speed moves ~25% in a day; #9 allows 20);
+# on the bundled model (15 min 11 s and 15 min 38 s measured on an idle 2-core VM, whose speed moves ~25% in a day; #9 allows 20);
 # writes docs/bench/ and docs/benchmarks.md.
 # BENCH_ARGS shrinks the workload on a busy machine, e.g. BENCH_ARGS="--requests 8 --max-new-tokens 16".
 BENCH_DIR ?= docs/bench
