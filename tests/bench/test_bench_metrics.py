@@ -21,7 +21,7 @@ from hf2vllm.bench.metrics import (
     tpot_ms,
     ttft_ms,
 )
-from hf2vllm.bench.schema import SLO, RequestTiming
+from hf2vllm.bench.schema import SLO, FairnessCheck, RequestTiming
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 
@@ -131,7 +131,7 @@ def test_relative_difference_is_symmetric_and_bounded(a: float, b: float) -> Non
     assert not math.isnan(relative_difference(a, b))
 
 
-def _fairness_of(batched: list[float], plain: list[float]):  # type: ignore[no-untyped-def]
+def _fairness_of(batched: list[float], plain: list[float]) -> FairnessCheck | None:
     """A best HF batch row (sweep timing first, then one per pair) and the plain loop's row."""
     from bench_samples import mode
 

@@ -49,13 +49,13 @@ from hf2vllm.bench.serve.runner import ServeOptions, WorkItem, run_serve
 from hf2vllm.errors import BackendUnavailableError
 
 _READY, _DONE = "__hf2vllm_vllm_bench_ready__", "__hf2vllm_vllm_bench_round_done__"
-# Imports vLLM, says so, then reads one JSON argument list per line, runs `vllm bench serve` on it and
-# prints the marker and the exit status (argparse errors exit with 2, like the CLI).
+# Imports vLLM and says so (status 0), then reads one JSON argument list per line, runs `vllm bench serve`
+# on it and prints the marker and the exit status (argparse errors exit with 2, like the CLI).
 _WORKER = (
     "import json, sys, traceback\n"
     "from vllm.benchmarks.serve import add_cli_args, main\n"
     "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
-    f"print({_READY!r}, flush=True)\n"
+    f"print({_READY!r}, 0, flush=True)\n"
     "for line in sys.stdin:\n"
     "    parser = FlexibleArgumentParser(prog='vllm bench serve')\n"
     "    add_cli_args(parser)\n"
@@ -163,7 +163,7 @@ class VLLMBenchWorker:
             with log.open("w", encoding="utf-8") as fh:
                 for line in proc.stdout:
                     if line.startswith(marker):
-                        status = int(line.split()[-1]) if marker == _DONE else 0
+                        status = int(line.split()[-1])
                         break
                     fh.write(line)
         finally:
