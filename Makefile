@@ -45,6 +45,7 @@ BENCH_DIR ?= docs/bench
 BENCH_ARGS ?=
 bench: model
 	$(HF2VLLM) bench suite --out $(BENCH_DIR) --markdown docs/benchmarks.md $(BENCH_ARGS)
+	$(HF2VLLM) bench verdict --out $(BENCH_DIR)/verdict.json --markdown docs/bench-verdict.md
 
 clean:
 	rm -rf runs .pytest_cache

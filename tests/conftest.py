@@ -37,7 +37,7 @@ the whole bundled prompt set, long contexts included, at half the decode cost; C
 
 TESTS_ROOT = Path(__file__).parent
 
-SHARED_ENGINE_FIXTURES = frozenset({"vllm_backend", "bundled_report", "vllm_server"})
+SHARED_ENGINE_FIXTURES = frozenset({"vllm_backend", "bundled_report", "bundled_report_hf_generate", "vllm_server"})
 """Session fixtures that start the ONE vLLM engine or the ONE `vllm serve`."""
 
 SHARED_LANE_MODULES = frozenset({
@@ -166,11 +166,23 @@ def bundled_max_new_tokens() -> int:
 @pytest.fixture(scope="session")
 def bundled_report(hf_backend, vllm_backend):  # type: ignore[no-untyped-def]
     """The main job, once per session: greedy parity on the full bundled prompt set
-    (``BUNDLED_MAX_NEW_TOKENS`` new tokens)."""
+    (``BUNDLED_MAX_NEW_TOKENS`` new tokens), verdict by teacher forcing (compare's default)."""
     from hf2vllm.parity.run import CompareOptions, run_compare
 
     return run_compare(
         CompareOptions(max_new_tokens=BUNDLED_MAX_NEW_TOKENS),
+        backends={"reference": hf_backend, "candidate": vllm_backend},
+    )
+
+
+@pytest.fixture(scope="session")
+def bundled_report_hf_generate(hf_backend, vllm_backend):  # type: ignore[no-untyped-def]
+    """The same main job by the older path: HF generate()s every request (``--hf-generate``), for the
+    check that the teacher-forced verdict equals it request by request."""
+    from hf2vllm.parity.run import CompareOptions, run_compare
+
+    return run_compare(
+        CompareOptions(max_new_tokens=BUNDLED_MAX_NEW_TOKENS, hf_generate=True),
         backends={"reference": hf_backend, "candidate": vllm_backend},
     )
 

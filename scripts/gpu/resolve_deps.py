@@ -54,9 +54,9 @@ SKIP = {
 }
 
 # Where the newest release that satisfies a specifier conflicts with another carried wheel's pin,
-# name the version a real resolver would pick. vLLM 0.26 pins apache-tvm-ffi==0.1.10; xgrammar 0.2.8
+# name the version a real resolver would pick (opentelemetry-sdk 1.45.2, picked for vLLM, pins the api). vLLM 0.26 pins apache-tvm-ffi==0.1.10; xgrammar 0.2.8
 # needs >=0.1.11 (and fails at import with 0.1.10), 0.2.7 takes >=0.1.10.
-PINS = {"xgrammar": "==0.2.7"}
+PINS = {"xgrammar": "==0.2.7", "opentelemetry-api": "==1.45.2"}
 # nvidia-cudnn-frontend 1.32 asks apache-tvm-ffi>=0.1.11, vLLM pins 0.1.10; the engine ran with 0.1.10.
 ACCEPTED_CONFLICTS = {("nvidia-cudnn-frontend", "apache-tvm-ffi")}
 

@@ -6,6 +6,7 @@ import pytest
 
 from hf2vllm.backends.base import StepLogprobs
 from hf2vllm.parity import explain
+from hf2vllm.parity.noise import NoiseModel
 from hf2vllm.report.schema import SideSetup
 from hf2vllm.requests import PromptOptions
 from hf2vllm.spec import GenerationSpec
@@ -23,15 +24,14 @@ PREFIX_REF = [step(5, {5: -0.10, 6: -2.50}), step(7, {7: -0.30, 8: -1.40})]
 PREFIX_CAND = [step(5, {5: -0.101, 6: -2.52}), step(7, {7: -0.31, 8: -1.39})]
 
 
-def test_noise_floor_is_the_largest_shared_top_k_difference_on_the_prefix() -> None:
-    assert explain.noise_floor(PREFIX_REF, PREFIX_CAND, 2) == pytest.approx(0.02)
-    assert explain.noise_floor(PREFIX_REF, PREFIX_CAND, 0) == explain.MIN_NOISE_FLOOR
+NOISE = NoiseModel(measured=0.02, dtype="float32")
+"""The reference moved its own logprobs by up to 0.02 (as measured by ``parity.noise``)."""
 
 
-def test_swap_of_two_tokens_within_twice_the_noise_floor_is_a_near_tie() -> None:
+def test_swap_of_two_tokens_within_twice_the_noise_is_a_near_tie() -> None:
     ref = [*PREFIX_REF, step(11, {11: -0.70, 12: -0.72, 13: -3.0})]
     cand = [*PREFIX_CAND, step(12, {12: -0.70, 11: -0.71, 13: -3.0})]
-    d = explain.diagnose_divergence(2, [5, 7, 11], [5, 7, 12], ref, cand, same_prompt=True)
+    d = explain.diagnose_divergence(2, [5, 7, 11], [5, 7, 12], ref, cand, same_prompt=True, noise=NOISE)
     assert d.verdict == "near_tie"
     assert d.reference_margin == pytest.approx(0.02)
     assert d.candidate_rank_of_reference_token == 2
@@ -40,7 +40,7 @@ def test_swap_of_two_tokens_within_twice_the_noise_floor_is_a_near_tie() -> None
 def test_swap_with_a_margin_beyond_twice_the_noise_floor_is_a_mismatch() -> None:
     ref = [*PREFIX_REF, step(11, {11: -0.50, 12: -0.60})]
     cand = [*PREFIX_CAND, step(12, {12: -0.50, 11: -0.60})]
-    d = explain.diagnose_divergence(2, [5, 7, 11], [5, 7, 12], ref, cand, same_prompt=True)
+    d = explain.diagnose_divergence(2, [5, 7, 11], [5, 7, 12], ref, cand, same_prompt=True, noise=NOISE)
     assert d.verdict == "mismatch"
     assert "outside" in d.reason
 
@@ -48,20 +48,20 @@ def test_swap_with_a_margin_beyond_twice_the_noise_floor_is_a_mismatch() -> None
 def test_reference_token_outside_candidate_top_k_is_a_mismatch_with_no_rank() -> None:
     ref = [*PREFIX_REF, step(11, {11: -0.70, 12: -0.71})]
     cand = [*PREFIX_CAND, step(12, {12: -0.10, 14: -3.0})]
-    d = explain.diagnose_divergence(2, [5, 7, 11], [5, 7, 12], ref, cand, same_prompt=True)
+    d = explain.diagnose_divergence(2, [5, 7, 11], [5, 7, 12], ref, cand, same_prompt=True, noise=NOISE)
     assert d.verdict == "mismatch" and d.candidate_rank_of_reference_token is None
 
 
 def test_different_prompts_are_never_a_near_tie() -> None:
     ref = [step(11, {11: -0.70, 12: -0.7001})]
     cand = [step(12, {12: -0.70, 11: -0.7001})]
-    assert explain.diagnose_divergence(0, [11], [12], ref, cand, same_prompt=False).verdict == "mismatch"
+    assert explain.diagnose_divergence(0, [11], [12], ref, cand, same_prompt=False, noise=NOISE).verdict == "mismatch"
 
 
 def test_side_that_stopped_on_a_token_missing_from_the_other_stop_set_is_named() -> None:
     d = explain.diagnose_divergence(
         2, [5, 2], [5, 2, 9], None, None, same_prompt=True, reference_stop_ids=[2], candidate_stop_ids=[0],
-        decode=decode,
+        decode=decode, noise=NOISE,
     )
     assert d.verdict == "mismatch" and "stop set" in d.reason and "<2>" in d.reason
 

@@ -73,9 +73,37 @@ def test_clean_run_has_no_mismatch_that_is_not_a_near_tie(bundled_report) -> Non
     ]
     assert summary.verdicts["match"] + summary.verdicts["near_tie"] == summary.requests
     assert bundled_report.causes == []
-    assert bundled_report.logprobs_mode == "raw"
+    assert bundled_report.logprobs_mode == "raw_logprobs"  # read back from the engine
     tf = summary.teacher_forcing
     assert tf is not None and tf.tokens > 0 and tf.max_abs_diff < 0.1
     for row in bundled_report.requests:
         assert row.reference_logprobs is not None and len(row.reference_logprobs) == len(row.reference_token_ids)
         assert all(len(s.top) == bundled_report.logprobs_top_k for s in row.candidate_logprobs or [])
+
+
+def test_looping_candidate_is_flagged_by_the_free_running_check(hf_backend, vllm_backend, tmp_path: Path) -> None:
+    # repetition_penalty < 1 rewards repeats: vLLM's own greedy answers loop ("wonderful, wonderful, ...") while
+    # HF's do not. Teacher-forced numbers still agree (raw logprobs are untouched by the penalty).
+    from hf2vllm.commands.compare import per_side_choices
+    from hf2vllm.parity.run import BackendChoice, CompareOptions, run_compare
+
+    reference, candidate = per_side_choices(
+        [BackendChoice(kind="hf"), BackendChoice(kind="vllm")], [], ["repetition_penalty=0.6"], None, False
+    )
+    report = saved(run_compare(
+        CompareOptions(limit=12, max_new_tokens=32, reference=reference, candidate=candidate, batch_probe_limit=0),
+        backends={"reference": hf_backend, "candidate": vllm_backend},
+    ), tmp_path)
+    collapse = report.run_verdict.collapse
+    assert collapse.flagged and collapse.candidate_only >= 5 and collapse.p_value < 0.05
+    found = cause(report, "candidate_collapses")
+    assert sorted(found.requests) == sorted(collapse.candidate_degenerate)
+    assert all(report.requests[i].candidate_degenerate for i, r in enumerate(report.requests) if r.id in found.requests)
+    assert not report.run_verdict.within_reference_noise and "collapse" in report.run_verdict.statement
+    assert report.summary.teacher_forcing.max_abs_diff < 1e-3  # the numbers agree; the decoding loop does not
+
+
+def test_clean_run_is_not_flagged_by_the_free_running_check(bundled_report) -> None:
+    collapse = bundled_report.run_verdict.collapse
+    assert not collapse.flagged and collapse.candidate_only == collapse.reference_only == 0
+    assert "candidate_collapses" not in [c.id for c in bundled_report.causes]

@@ -53,3 +53,37 @@ def test_report_carries_schema_timings_and_environment(bundled_report: CompareRe
     assert env.model_config_sha256 and len(env.model_config_sha256) == 64
     assert data.dtype == "float32" and data.generation["max_new_tokens"] == bundled_max_new_tokens
     assert CompareOptions().max_new_tokens == 64  # what `make run` uses
+
+
+def test_teacher_forced_verdict_equals_the_hf_generate_verdict_request_by_request(
+    bundled_report: CompareReport, bundled_report_hf_generate: CompareReport
+) -> None:
+    # The default path decides by one HF forward pass over vLLM's answers; the old path has HF generate()
+    # every answer. Same verdicts, same reference tokens, on every bundled request.
+    assert bundled_report.verdict_method == "teacher_forcing"
+    assert bundled_report_hf_generate.verdict_method == "hf_generate"
+    fast = {r.id: r for r in bundled_report.requests}
+    for slow in bundled_report_hf_generate.requests:
+        row = fast[slow.id]
+        assert (row.verdict, row.reference_token_ids) == (slow.verdict, slow.reference_token_ids), slow.id
+        assert row.candidate_token_ids == slow.candidate_token_ids
+        # HF generated only where its greedy pick left vLLM's answer
+        assert row.reference_generated == (row.teacher_forced_fork is not None)
+    assert bundled_report.backends[0].mode == "teacher_forced"
+    assert bundled_report_hf_generate.backends[0].mode == "generate"
+
+
+def test_reference_noise_is_measured_and_vllm_is_within_it(bundled_report: CompareReport) -> None:
+    noise = bundled_report.noise
+    assert noise is not None and noise.dtype == "float32" and noise.device == "cpu"
+    assert noise.requests == 16 and noise.reference_vs_reference.tokens > 100
+    # float32 on CPU: HF against itself (other batch layout) moves logprobs by ~1e-5, never by 1e-3
+    assert 0.0 < noise.noise < 1e-3
+    verdict = bundled_report.run_verdict
+    assert verdict is not None and verdict.within_reference_noise, verdict.statement
+    assert verdict.reference_vs_candidate.tokens == bundled_report.summary.teacher_forcing.tokens
+    assert verdict.survival[0].identical == 1.0 and verdict.survival[-1].identical >= 0.9
+    assert verdict.collapse is not None and not verdict.collapse.flagged
+    for row in bundled_report.requests:
+        if not row.reference_generated:
+            assert row.reference_logprobs and all(s.top_logits for s in row.reference_logprobs)

@@ -28,6 +28,10 @@ class StepLogprobs(BaseModel):
     token_id: int
     logprob: float
     top: dict[int, float] = Field(default_factory=dict, description="token id -> logprob, best first")
+    top_logits: dict[int, float] | None = Field(
+        None, description="Raw logits of the same top tokens (teacher-forced reference only): the dtype's resolution "
+        "at the logit's size bounds how close two tokens can be told apart."
+    )
 
 
 class GenerationResult(BaseModel):
@@ -51,6 +55,10 @@ class ScoredContinuation(BaseModel):
 
     request_id: str
     steps: list[StepLogprobs]
+    greedy_token_ids: list[int] | None = Field(
+        None, description="Per position, the token greedy decoding would pick there: argmax after the logits "
+        "processors generate() applies (repetition penalty, minimum length, suppressed tokens)."
+    )
 
 
 class Backend(ABC):

@@ -148,6 +148,22 @@ class HFBackend(Backend):
     ) -> list[ScoredContinuation]:
         """Forward passes over prompt + continuation (right-padded batches, so every real position
         sees exactly its own prefix); logits at position i predict token i+1."""
+        return self.teacher_force(requests, continuations, top_k=top_k)
+
+    def teacher_force(
+        self,
+        requests: Sequence[PreparedRequest],
+        continuations: Sequence[Sequence[int]],
+        *,
+        top_k: int = 5,
+        spec: GenerationSpec | None = None,
+        alone: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> list[ScoredContinuation]:
+        """``score`` plus what a greedy verdict needs: with ``spec``, each step's raw top logits and the
+        token ``generate()`` would pick there (argmax after the logits processors it builds from the
+        spec). ``alone=True`` runs each sequence in a batch of its own (no padding): the same numbers
+        under another batch composition, which is how the reference's own noise is measured."""
         import torch
 
         scored: dict[int, ScoredContinuation] = {}
@@ -155,27 +171,87 @@ class HFBackend(Backend):
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
         for i in order:
             if not continuations[i]:
-                scored[i] = ScoredContinuation(request_id=requests[i].id, steps=[])
+                scored[i] = ScoredContinuation(request_id=requests[i].id, steps=[], greedy_token_ids=[])
         todo = [i for i in order if continuations[i]]
-        for batch in length_batches(todo, [len(r) for r in rows], 0, self.batch_size, self.max_batch_tokens):
+        batches = (
+            [[i] for i in todo] if alone
+            else length_batches(todo, [len(r) for r in rows], 0, self.batch_size, self.max_batch_tokens)
+        )
+        for batch in batches:
             width = max(len(rows[i]) for i in batch)
             ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, i in enumerate(batch):
                 ids[row, : len(rows[i])] = torch.tensor(rows[i], dtype=torch.long)
                 mask[row, : len(rows[i])] = 1
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            # Only positions that predict a continuation token need the vocabulary projection.
+            first, extra = 0, {}
+            if self.model._supports_logits_to_keep():
+                first = min(len(requests[i].prompt_token_ids) for i in batch) - 1
+                extra["logits_to_keep"] = width - first
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **extra).logits
             for row, i in enumerate(batch):
+                prompt_len = len(requests[i].prompt_token_ids)
                 cont = list(continuations[i])
-                start = len(requests[i].prompt_token_ids) - 1
-                logp = torch.log_softmax(logits[row, start : start + len(cont)].float(), dim=-1)
-                steps = []
-                for pos, tok in enumerate(cont):
-                    values, top_ids = torch.topk(logp[pos], top_k) if top_k else (torch.empty(0), torch.empty(0))
-                    top = {int(t): float(v) for t, v in zip(top_ids.tolist(), values.tolist(), strict=True)}
-                    steps.append(StepLogprobs(token_id=tok, logprob=float(logp[pos, tok]), top=top))
-                scored[i] = ScoredContinuation(request_id=requests[i].id, steps=steps)
+                start = prompt_len - 1 - first
+                raw = logits[row, start : start + len(cont)].float()
+                scored[i] = self._scored(requests[i].id, rows[i][:prompt_len], cont, raw, top_k, spec)
+            if progress:
+                progress(len(batch))
         return [scored[i] for i in range(len(requests))]
+
+    def _scored(
+        self, request_id: str, prompt: list[int], cont: list[int], raw: Any, top_k: int, spec: GenerationSpec | None
+    ) -> ScoredContinuation:
+        import torch
+
+        logp = torch.log_softmax(raw, dim=-1)
+        steps = []
+        k = top_k or (1 if spec is not None else 0)
+        values, top_ids = torch.topk(raw, k, dim=-1) if k else (None, None)
+        for pos, tok in enumerate(cont):
+            top: dict[int, float] = {}
+            top_logits = None
+            if top_ids is not None and top_k:
+                ids_here = top_ids[pos].tolist()
+                top = {int(t): float(logp[pos, t]) for t in ids_here}
+                if spec is not None:
+                    top_logits = {int(t): float(v) for t, v in zip(ids_here, values[pos].tolist(), strict=True)}
+            elif spec is not None and values is not None:
+                top_logits = {int(top_ids[pos, 0]): float(values[pos, 0])}
+            steps.append(StepLogprobs(token_id=tok, logprob=float(logp[pos, tok]), top=top, top_logits=top_logits))
+        greedy = None
+        if spec is not None:
+            greedy = self._greedy_tokens(prompt, cont, raw, spec)
+        return ScoredContinuation(request_id=request_id, steps=steps, greedy_token_ids=greedy)
+
+    def _greedy_tokens(self, prompt: list[int], cont: list[int], raw: Any, spec: GenerationSpec) -> list[int]:
+        """The token ``generate()`` picks at each position of ``cont`` given the tokens before it."""
+        import torch
+
+        processors = self.logits_processors(spec, len(prompt))
+        if not processors:
+            return [int(t) for t in raw.argmax(dim=-1).tolist()]
+        sequence = torch.tensor([prompt + cont], dtype=torch.long, device=raw.device)
+        picks = []
+        for pos in range(len(cont)):
+            scores = processors(sequence[:, : len(prompt) + pos], raw[pos : pos + 1].clone())
+            picks.append(int(scores.argmax(dim=-1)))
+        return picks
+
+    def logits_processors(self, spec: GenerationSpec, prompt_length: int) -> Any:
+        """The ``LogitsProcessorList`` that ``generate()`` builds for ``spec`` on a prompt of this length.
+
+        Built by Transformers' own (private) ``GenerationMixin`` steps, the ones ``generate()`` calls, so
+        a greedy verdict applies exactly what HF would: repetition penalty, minimum length before EOS,
+        suppressed tokens, sequence bias, and whatever the installed version adds.
+        """
+        model = self.model
+        config, _ = model._prepare_generation_config(None, **spec.to_hf_generate_kwargs())
+        model._prepare_special_tokens(config, True, device=model.device, batch_size=1)
+        return model._get_logits_processor(
+            generation_config=config, input_ids_seq_length=prompt_length, device=model.device
+        )
 
     def _generate_vl(
         self, requests: Sequence[PreparedRequest], spec: GenerationSpec, progress: ProgressCallback | None
@@ -250,10 +326,12 @@ def _logprobs_from_logits(logits: tuple[Any, ...], row: int, tokens: list[int], 
 
     steps = []
     for pos, tok in enumerate(tokens):
-        logp = torch.log_softmax(logits[pos][row].float(), dim=-1)
-        top = {}
+        raw = logits[pos][row].float()
+        logp = torch.log_softmax(raw, dim=-1)
+        top, top_logits = {}, None
         if top_k:
-            values, ids = torch.topk(logp, top_k)
-            top = {int(i): float(v) for i, v in zip(ids.tolist(), values.tolist(), strict=True)}
-        steps.append(StepLogprobs(token_id=tok, logprob=float(logp[tok]), top=top))
+            values, ids = torch.topk(raw, top_k)
+            top = {int(i): float(logp[i]) for i in ids.tolist()}
+            top_logits = {int(i): float(v) for i, v in zip(ids.tolist(), values.tolist(), strict=True)}
+        steps.append(StepLogprobs(token_id=tok, logprob=float(logp[tok]), top=top, top_logits=top_logits))
     return steps

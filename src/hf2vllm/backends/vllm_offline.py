@@ -128,6 +128,8 @@ class VLLMBackend(Backend):
             self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
+        # Read back, not assumed: every logprob this engine returns is in this mode.
+        self.logprobs_mode = str(getattr(self.llm.llm_engine.model_config, "logprobs_mode", "raw_logprobs"))
         self.load_seconds = time.perf_counter() - start
 
     @classmethod
@@ -135,7 +137,10 @@ class VLLMBackend(Backend):
         import_vllm()
 
     def describe(self) -> dict[str, Any]:
-        return {**self.engine_options, "batch_size": self.batch_size, "max_model_len": self.max_model_len}
+        return {
+            **self.engine_options, "batch_size": self.batch_size, "max_model_len": self.max_model_len,
+            "logprobs_mode": self.logprobs_mode,
+        }
 
     def sampling_params(self, spec: GenerationSpec) -> Any:
         from vllm import SamplingParams

@@ -208,6 +208,67 @@ def suite(
     console.print(f"written: {out}/bench.json, CSV, {out}/bench.html, {markdown}")
 
 
+@bench_app.command("verdict")
+def verdict(
+    model: str = typer.Option(None, "--model", "-m", help="Checkpoint dir or cached model name (default: bundled)."),
+    dtype: str = typer.Option("float32", "--dtype"),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="New tokens per request, as `hf2vllm compare`."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N requests (default: all)."),
+    repeats: int = typer.Option(1, "--repeats", min=1,
+                                help="Runs per path, alternating ABBA; medians are reported."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda (HF on that device; vLLM's own default)."),
+    out: Path = typer.Option(Path("docs/bench/verdict.json"), "--out", "-o", help="JSON result to write."),
+    markdown: Path = typer.Option(Path("docs/bench-verdict.md"), "--markdown", help="Markdown page to write."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show vLLM/Transformers logs."),
+) -> None:
+    """Time to a verdict: compare's wall time / vLLM's load + generate, old path (HF generate) vs new (teacher forcing)."""
+    quiet_model_libraries(verbose)
+    from rich.table import Table
+
+    from hf2vllm.bench.verdict_time import (
+        TABLE_HEADERS,
+        run_verdict_time,
+        table_rows,
+        verdict_sentence,
+        workload_line,
+        write_json,
+        write_markdown,
+    )
+    from hf2vllm.dtypes import normalise_dtype
+    from hf2vllm.errors import InputError
+
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"--device: expected cpu or cuda, got {device!r}")
+    console = Console()
+    with _bars(console) as bars:
+        status_task = None
+
+        def on_status(message: str) -> None:
+            nonlocal status_task
+            if status_task is not None:
+                bars.remove_task(status_task)
+            status_task = bars.add_task(message, total=None)
+
+        def progress(label: str, total: int):  # type: ignore[no-untyped-def]
+            task = bars.add_task(label, total=total)
+            return lambda n: bars.advance(task, n)
+
+        result = run_verdict_time(model=model, dtype=normalise_dtype(dtype), max_new_tokens=max_new_tokens,
+                                  limit=limit, device=device, repeats=repeats,  # type: ignore[arg-type]
+                                  progress=progress, on_status=on_status,
+                                  on_run=lambda partial: write_json(partial, out))
+    table = Table(title="time to a verdict: " + workload_line(result))
+    for i, header in enumerate(TABLE_HEADERS):
+        table.add_column(header, justify="left" if i == 0 else "right")
+    for row in table_rows(result):
+        table.add_row(*row)
+    console.print(table)
+    console.print(verdict_sentence(result))
+    for note in result.notes:
+        console.print(f"note: {note}")
+    console.print(f"written: {write_json(result, out)}, {write_markdown(result, markdown)}")
+
+
 @bench_app.command("docs")
 def docs(
     report_json: Path = typer.Argument(Path("docs/bench/bench.json"), help="bench.json to render"),

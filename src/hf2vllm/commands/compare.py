@@ -50,6 +50,11 @@ def compare(
     vllm_tokenize: bool = typer.Option(False, "--vllm-tokenize", help="vLLM tokenises the text prompt itself, as a migrated llm.generate(text) would."),
     logprobs: int = typer.Option(5, "--logprobs", min=0, help="Top-k logprobs per token on both sides (raw mode)."),
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Teacher-forced scoring, verdicts, cause checks, batch probe."),
+    hf_generate: bool = typer.Option(
+        False, "--hf-generate", help="HF generate()s every request (the slower path). Default for greedy runs: "
+        "vLLM generates, HF scores its answers in batched forward passes and generates only where its greedy pick differs."
+    ),
+    calibration_requests: int = typer.Option(16, "--calibration-requests", min=1, help="Requests HF scores a second time, each alone, to measure its own numerical noise (the near-tie threshold)."),
     task: str = typer.Option("generate", "--task", help="generate | hidden-states (per-token last layer) | embed (sequence embeddings)."),
     probe: Path = typer.Option(None, "--probe", help="Probe head (safetensors/torch state dict) to run on both sides' hidden states."),
     lora: Path = typer.Option(None, "--lora", help="PEFT LoRA adapter dir: inspected first, then verified applied on both sides."),
@@ -71,10 +76,11 @@ def compare(
     requests_per_minute: float = typer.Option(None, "--requests-per-minute", help="Server side: client-side limit (external APIs; off by default)."),
     tokens_per_minute: float = typer.Option(None, "--tokens-per-minute", help="Server side: client-side limit (external APIs; off by default)."),
 ) -> None:
-    """Greedy-decode every prompt on HF Transformers and on vLLM, then compare token by token.
+    """Greedy-decode every prompt on vLLM and check HF Transformers reproduces it, token by token.
 
-    Both backends get the same prompt token ids (chat template applied once). Exit codes: 0 ok,
-    1 exact-match rate below --min-exact-match, 2 bad input.
+    Both backends get the same prompt token ids (chat template applied once). HF scores vLLM's answers
+    (teacher forcing) and generates only where its greedy pick differs; --hf-generate makes HF generate
+    everything. Exit codes: 0 ok, 1 exact-match rate below --min-exact-match, 2 bad input.
     """
     quiet_model_libraries(verbose)
     if task != "generate" or lora or probe or vllm_model:
@@ -142,6 +148,8 @@ def compare(
         logprobs=logprobs,
         explain=explain,
         mm_processor_kwargs=shared_mm,
+        hf_generate=hf_generate,
+        calibration_requests=calibration_requests,
     )
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

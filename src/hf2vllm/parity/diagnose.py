@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from hf2vllm.backends.base import Backend, GenerationResult, ScoredContinuation
+from hf2vllm.errors import InputError
 from hf2vllm.parity import explain
 from hf2vllm.parity.compare import first_divergence
-from hf2vllm.report.schema import BatchProbe, Cause, DeltaStats, RequestComparison, SideSetup
+from hf2vllm.parity.noise import NoiseModel, calibration, calibration_subset
+from hf2vllm.report.schema import BatchProbe, Cause, DeltaStats, NoiseCalibration, RequestComparison, SideSetup
 from hf2vllm.requests import PreparedRequest, PromptOptions
 from hf2vllm.spec import GenerationSpec
 
@@ -166,10 +168,11 @@ def explain_rows(
     probes: dict[str, BatchProbe],
     tokenizer: Any,
     max_new_tokens: int,
+    noise: NoiseModel,
 ) -> tuple[list[Cause], DeltaStats]:
     """Fill each row's verdict, diagnosis, similarity and teacher forcing; return the run's causes
     and the pooled teacher-forcing statistics. ``scores`` = (reference scored under the candidate,
-    candidate scored under the reference)."""
+    candidate scored under the reference); ``noise`` sets the near-tie threshold."""
     decode = lambda ids: tokenizer.decode(list(ids))  # noqa: E731 - tiny adapter
     ref_prompts = {r.id: list(r.prompt_token_ids) for r in ref_requests}
     cand_prompts = {
@@ -221,6 +224,7 @@ def explain_rows(
                 reference_stop_ids=ref_side.generation.get("stop_token_ids") or [],
                 candidate_stop_ids=cand_side.generation.get("stop_token_ids") or [],
                 decode=decode,
+                noise=noise,
             )
             row.verdict = row.diagnosis.verdict
         ref_scored, cand_scored = scores[0].get(row.id), scores[1].get(row.id)
@@ -236,3 +240,81 @@ def explain_rows(
             all_agree.extend(agree)
         row.causes = explain.causes_for_request(row.id, row.verdict, causes)  # type: ignore[assignment]
     return causes, explain.delta_stats(all_diffs, all_agree)
+
+
+# ----------------------------------------------------------------------------- logprobs mode
+RAW_LOGPROBS = "raw_logprobs"
+"""What the reference computes (log-softmax of the raw logits) and vLLM's default ``logprobs_mode``."""
+
+
+def _has_processors(spec: GenerationSpec) -> bool:
+    canonical = spec.canonical()
+    return bool(
+        canonical.do_sample or canonical.repetition_penalty != 1.0 or canonical.logit_bias
+        or canonical.suppress_token_ids or canonical.min_new_tokens or canonical.bad_words_ids
+    )
+
+
+def check_logprobs_mode(mode: str | None, spec: GenerationSpec, where: str) -> None:
+    """Refuse numbers that are not the reference's kind: logits, or processed logprobs where processors
+    change them (processed equals raw for plain greedy decoding)."""
+    if mode is None or mode == RAW_LOGPROBS:
+        return
+    if mode == "processed_logprobs" and not _has_processors(spec):
+        return
+    what = "logits, not log-probabilities" if "logits" in mode else "log-probabilities after penalties/sampling"
+    raise InputError(
+        f"{where}: logprobs_mode={mode!r} returns {what}; the reference computes raw log-probabilities, so the "
+        f"numbers would not be comparable. Use logprobs_mode={RAW_LOGPROBS!r} (vLLM's default) on the candidate"
+    )
+
+
+def check_returned_logprobs(results: Sequence[GenerationResult], where: str) -> None:
+    """A backend that cannot say its mode (a server): log-probabilities are never positive, logits are."""
+    for result in results:
+        for step in result.logprobs or []:
+            if step.logprob > 1e-4 or any(v > 1e-4 for v in step.top.values()):
+                raise InputError(
+                    f"{where}: request {result.request_id!r} returned a logprob of {max(step.top.values() or [step.logprob]):.4g} "
+                    f"> 0: the server returns logits (logprobs_mode raw_logits/processed_logits); start it with "
+                    f"--logprobs-mode {RAW_LOGPROBS} to compare with the reference"
+                )
+
+
+# ----------------------------------------------------------------------------- the reference's own noise
+def score_again(
+    backend: Backend, requests: Sequence[PreparedRequest], continuations: Sequence[Sequence[int]], top_k: int
+) -> list[ScoredContinuation]:
+    """The same continuations scored once more, each in a batch of its own."""
+    alone = getattr(backend, "teacher_force", None)
+    if alone is not None:
+        return alone(requests, continuations, top_k=top_k, alone=True)
+    return [backend.score([req], [cont], top_k=top_k)[0] for req, cont in zip(requests, continuations, strict=True)]
+
+
+def calibrate_reference(
+    backend: Backend,
+    requests: Sequence[PreparedRequest],
+    main: dict[str, ScoredContinuation],
+    continuations: dict[str, Sequence[int]],
+    generated: Sequence[GenerationResult],
+    *,
+    count: int,
+    top_k: int,
+    dtype: str,
+    device: str,
+) -> NoiseCalibration:
+    """Measure the reference against itself: ``count`` of the requests it scored (``main``) scored again
+    alone, and its generated answers (``generated``) against its full-sequence pass over the same tokens."""
+    scored = [r for r in requests if r.id in main and main[r.id].steps]
+    subset = [scored[i] for i in calibration_subset([len(r.prompt_token_ids) + len(continuations[r.id]) for r in scored], count)]
+    again = score_again(backend, subset, [continuations[r.id] for r in subset], top_k) if subset else []
+    pairs = []
+    for result in generated:
+        forced = main.get(result.request_id)
+        if forced is None or not result.logprobs:
+            continue
+        same = first_divergence(result.output_token_ids, continuations.get(result.request_id, []))
+        shared = len(result.output_token_ids) if same is None else same
+        pairs.append((result.logprobs[:shared], forced.steps[:shared]))
+    return calibration([main[r.id].steps for r in subset], [a.steps for a in again], pairs, dtype=dtype, device=device)

@@ -6,16 +6,15 @@ teacher-forced scores, batch re-runs) and these functions turn them into verdict
 The near-tie rule (also in docs/parity.md). At the first divergence ``d`` of two outputs made from
 the same prompt ids, both sides saw the same context, so their distributions at ``d`` are comparable:
 
-- ``noise_floor`` = the largest |logprob_ref − logprob_cand| over every token that appears in both
-  sides' top-k at the matching-prefix positions ``0..d-1``, and at least ``MIN_NOISE_FLOOR``;
+- ``noise`` = the noise measured for this run at ``d`` (``parity.noise.NoiseModel``): the larger of the
+  reference's largest |Δlogprob| against itself and one dtype step at the position's largest logit;
 - ``reference_margin`` = reference logprob of its token − its best other token, at ``d``;
 - ``candidate_margin`` = candidate logprob of its token − its logprob of the reference token, at ``d``.
 
-The divergence is a ``near_tie`` when ``0 <= reference_margin <= 2 * noise_floor`` and
-``0 <= candidate_margin <= 2 * noise_floor`` (two tokens that can each move by the noise floor can
-swap when they are within twice of it). Everything else is a ``mismatch``: prompts differ, one side
-stopped where the other went on, the reference token is outside the candidate's top-k, or a margin
-exceeds twice the noise floor.
+The divergence is a ``near_tie`` when ``0 <= reference_margin <= 2 * noise`` and
+``0 <= candidate_margin <= 2 * noise`` (two tokens that can each move by the noise can swap when they
+are within twice of it). Everything else is a ``mismatch``: prompts differ, one side stopped where the
+other went on, the reference token is outside the candidate's top-k, or a margin exceeds twice the noise.
 """
 
 from __future__ import annotations
@@ -23,38 +22,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from hf2vllm.backends.base import StepLogprobs
+from hf2vllm.parity.noise import NEAR_TIE_FACTOR, NoiseModel
 from hf2vllm.report.schema import Cause, DeltaStats, DivergenceDiagnosis, SideSetup, TeacherForcing
-
-MIN_NOISE_FLOOR = 1e-3
-"""Lower bound of the noise floor: float32 kernels of two libraries differ by ~1e-4..1e-3 in logprob
-even on one token, and a divergence at position 0 has no prefix to measure on."""
-
-NEAR_TIE_FACTOR = 2.0
 
 Decode = Callable[[Sequence[int]], str]
 
 
 # ----------------------------------------------------------------------------- divergence verdicts
-def noise_floor(reference: Sequence[StepLogprobs], candidate: Sequence[StepLogprobs], prefix: int) -> float:
-    """Largest |Δlogprob| over tokens both sides list at positions ``0..prefix-1``.
-
-    >>> a = [StepLogprobs(token_id=1, logprob=-0.1, top={1: -0.1, 2: -2.0})]
-    >>> b = [StepLogprobs(token_id=1, logprob=-0.1004, top={1: -0.1004, 2: -2.05})]
-    >>> round(noise_floor(a, b, 1), 4)
-    0.05
-    """
-    worst = 0.0
-    for ref, cand in zip(reference[:prefix], candidate[:prefix], strict=False):
-        shared = {ref.token_id: ref.logprob}
-        shared.update(ref.top)
-        other = {cand.token_id: cand.logprob}
-        other.update(cand.top)
-        for tok, lp in shared.items():
-            if tok in other:
-                worst = max(worst, abs(lp - other[tok]))
-    return max(worst, MIN_NOISE_FLOOR)
-
-
 def reference_margin(step: StepLogprobs) -> float | None:
     """Logprob of the chosen token minus the best other token's (None without alternatives)."""
     others = [lp for tok, lp in step.top.items() if tok != step.token_id]
@@ -83,21 +57,21 @@ def diagnose_divergence(
     reference_stop_ids: Sequence[int] = (),
     candidate_stop_ids: Sequence[int] = (),
     decode: Decode = lambda ids: str(list(ids)),
+    noise: NoiseModel,
 ) -> DivergenceDiagnosis:
     """Apply the near-tie rule of this module's docstring at the first divergence ``position``."""
     ref_tok = reference_ids[position] if position < len(reference_ids) else None
     cand_tok = candidate_ids[position] if position < len(candidate_ids) else None
-    floor = MIN_NOISE_FLOOR
-    if reference_steps is not None and candidate_steps is not None:
-        floor = noise_floor(reference_steps, candidate_steps, position)
+    ref_step = reference_steps[position] if reference_steps and position < len(reference_steps) else None
+    floor, source = noise.at(ref_step)
     limit = NEAR_TIE_FACTOR * floor
     base = {
         "position": position,
         "reference_token_id": ref_tok,
         "candidate_token_id": cand_tok,
-        "noise_floor": round(floor, 6),
+        "noise_floor": round(floor, 9),
+        "noise_source": source,
     }
-    ref_step = reference_steps[position] if reference_steps and position < len(reference_steps) else None
     cand_step = candidate_steps[position] if candidate_steps and position < len(candidate_steps) else None
     ref_margin = reference_margin(ref_step) if ref_step else None
     cand_rank = rank_of(cand_step, ref_tok) if cand_step is not None and ref_tok is not None else None
@@ -127,12 +101,12 @@ def diagnose_divergence(
     if within_ref and within_cand:
         reason = (
             f"near tie: reference margin {ref_margin:.4g} and candidate margin "
-            f"{cand_margin if cand_margin is not None else float('nan'):.4g} are within 2 × noise floor {floor:.3g}"
+            f"{cand_margin if cand_margin is not None else float('nan'):.4g} are within 2 × noise {floor:.3g} ({source})"
         )
         return DivergenceDiagnosis(**base, verdict="near_tie", reason=reason)
     which = "reference" if not within_ref else "candidate"
     value = ref_margin if not within_ref else cand_margin
-    reason = f"{which} margin {value:.4g} is outside [0, 2 × noise floor {floor:.3g}] = [0, {limit:.3g}]"
+    reason = f"{which} margin {value:.4g} is outside [0, 2 × noise {floor:.3g}] = [0, {limit:.3g}] ({source})"
     # Raw logprobs that rank another token above the one chosen mean something after the logits
     # (a penalty, a bias, sampling) picked the token, not the model's numbers.
     if cand_rank == 1:

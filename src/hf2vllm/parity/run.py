@@ -6,8 +6,10 @@ Usage from Python::
     report = run_compare(CompareOptions(max_new_tokens=32))
     print(report.summary.exact_match_rate)
 
-The backends run one after the other (reference first), each loaded, used and closed before the
-next starts, so peak memory is one model at a time. Tests pass already-loaded backends instead.
+Greedy runs are decided by teacher forcing (``parity.teacher_forced``): the candidate generates, stays
+loaded, and the reference scores its answers and generates only where it disagrees, so both models are
+in memory at once. ``hf_generate=True`` is the older path: the reference generates every request, one
+model loaded at a time. Tests pass already-loaded backends instead.
 """
 
 from __future__ import annotations
@@ -27,8 +29,19 @@ from hf2vllm.errors import InputError
 from hf2vllm.multimodal.integration import has_images, prepare_vl_prompt_set, vllm_engine_options
 from hf2vllm.multimodal.prepare import is_vision_language
 from hf2vllm.parity import diagnose
+from hf2vllm.parity.collapse import collapse_cause, collapse_check
 from hf2vllm.parity.compare import common_prefix_fraction, exact_match_rate, first_divergence, token_at
-from hf2vllm.report.schema import BackendRunSummary, CompareReport, DeltaStats, ParitySummary, RequestComparison
+from hf2vllm.parity.noise import NoiseModel, step_resolution
+from hf2vllm.parity.run_verdict import run_verdict, survival_curve
+from hf2vllm.parity.teacher_forced import find_fork, reproduced_result
+from hf2vllm.report.schema import (
+    BackendRunSummary,
+    CompareReport,
+    DeltaStats,
+    NoiseCalibration,
+    ParitySummary,
+    RequestComparison,
+)
 from hf2vllm.requests import PreparedRequest, PromptOptions, bundled_prompts_path, load_requests, prepare_requests
 from hf2vllm.spec import GenerationSpec
 
@@ -66,6 +79,13 @@ class CompareOptions(BaseModel):
     logprobs: int | None = Field(5, ge=0, description="Top-k logprobs per generated token on both sides; None = off.")
     explain: bool = Field(True, description="Teacher-forced scoring, divergence verdicts, cause checks, batch probe.")
     batch_probe_limit: int = Field(8, ge=0, description="Re-run at most this many divergent requests (batch probe).")
+    hf_generate: bool = Field(
+        False, description="The reference generates every request (the old path); default: it teacher-forces the "
+        "candidate's answers and generates only where it disagrees (greedy runs).",
+    )
+    calibration_requests: int = Field(
+        16, ge=1, description="Requests the reference scores a second time (alone) to measure its own noise."
+    )
 
 
 class BackendRun(BaseModel):
@@ -76,6 +96,7 @@ class BackendRun(BaseModel):
     load_seconds: float
     generate_seconds: float
     results: list[GenerationResult]
+    mode: str = "generate"
 
     def summary(self) -> BackendRunSummary:
         tokens = sum(len(r.output_token_ids) for r in self.results)
@@ -85,6 +106,7 @@ class BackendRun(BaseModel):
             options=self.options,
             load_seconds=round(self.load_seconds, 3),
             generate_seconds=round(self.generate_seconds, 3),
+            mode=self.mode,  # type: ignore[arg-type]
             output_tokens=tokens,
             output_tokens_per_second=round(rate, 2),
         )
@@ -223,6 +245,69 @@ def side_spec(spec: GenerationSpec, choice: BackendChoice) -> GenerationSpec:
     return GenerationSpec.checked(**{**spec.model_dump(), **choice.generation})
 
 
+def verdict_method(options: CompareOptions, spec: GenerationSpec, requests: Sequence[PreparedRequest]) -> tuple[str, str | None]:
+    """``teacher_forcing`` unless asked for ``--hf-generate`` or the run cannot use it (and then why)."""
+    if options.hf_generate:
+        return "hf_generate", None
+    reasons = []
+    if spec.do_sample:
+        reasons.append("sampling (teacher forcing decides greedy runs only)")
+    if spec.stop_strings:
+        reasons.append("stop strings (the reference's stop check needs its own text)")
+    if has_images(requests):
+        reasons.append("image requests (the forward pass carries token ids, no pixels)")
+    if not hasattr(backend_class(options.reference.kind), "teacher_force"):
+        reasons.append(f"the {options.reference.kind} reference cannot teacher-force")
+    if reasons:
+        return "hf_generate", "the reference generated every request: " + "; ".join(reasons)
+    return "teacher_forcing", None
+
+
+class _Sides:
+    """The two backends of a run: given ones are reused, missing ones created on first use and closed
+    by ``close`` (a given backend is never closed here)."""
+
+    def __init__(self, options: CompareOptions, given: dict[str, Backend], model_path: Path,
+                 requests: Sequence[PreparedRequest], on_status: Callable[[str], None] | None) -> None:
+        self.options, self.given, self.model_path, self.requests = options, given, model_path, requests
+        self.on_status = on_status
+        self.owned: dict[str, Backend] = {}
+
+    def get(self, role: str, purpose: str = "") -> Backend:
+        if role in self.given:
+            return self.given[role]
+        if role not in self.owned:
+            choice: BackendChoice = getattr(self.options, role)
+            if self.on_status:
+                self.on_status(f"loading {choice.kind} backend{purpose}")
+            load = {"dtype": self.options.dtype, **vllm_engine_options(choice.kind, self.requests), **choice.options}
+            self.owned[role] = create_backend(choice.kind, model=self.model_path, **load)
+        return self.owned[role]
+
+    def close(self, role: str | None = None) -> None:
+        for name in [role] if role else list(self.owned):
+            backend = self.owned.pop(name, None)
+            if backend is not None:
+                backend.close()
+                del backend
+                gc.collect()
+
+
+class _Outcome(BaseModel):
+    """What either verdict path hands to the shared explanation and report steps."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    runs: dict[str, BackendRun]
+    setups: dict[str, Any]
+    scores: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"reference": {}, "candidate": {}})
+    probes: dict[str, Any] = Field(default_factory=dict)
+    calibration: NoiseCalibration | None = None
+    forks: dict[str, int | None] = Field(default_factory=dict)
+    generated: set[str] | None = None
+    logprobs_mode: str | None = None
+
+
 def run_compare(
     options: CompareOptions,
     *,
@@ -237,6 +322,7 @@ def run_compare(
     """
     from hf2vllm.models import resolve_model
 
+    started = time.perf_counter()
     backends = backends or {}
     for role, choice in (("reference", options.reference), ("candidate", options.candidate)):
         if role not in backends:
@@ -249,111 +335,267 @@ def run_compare(
     prepared = {role: prepare_prompt_set(options, model_path, tokenizer, c.prompt) for role, c in choices.items()}
     requests = prepared["reference"]
     specs = {role: side_spec(spec, c) for role, c in choices.items()}
-    context = model_context_length(model_path)
-    runs: list[BackendRun] = []
-    setups: dict[str, diagnose.SideSetup] = {}
-    scores: dict[str, dict[str, Any]] = {"reference": {}, "candidate": {}}
-    probes: dict[str, Any] = {}
-    top_k = spec.logprobs or 0
+    if options.candidate.kind != "hf":
+        diagnose.check_logprobs_mode(options.candidate.options.get("logprobs_mode"), specs["candidate"], "candidate")
+    method, method_note = verdict_method(options, spec, requests)
     # Verdicts come from the generated logprobs, on every request. Teacher-forced scoring and the
     # batch probe send token ids only, no pixels: not meaningful for image requests, so skipped there.
     diagnosing = options.explain and spec.logprobs is not None
     explaining = diagnosing and not has_images(requests)
-    for role, choice in choices.items():
-        backend = backends.get(role)
-        owned = backend is None
-        if backend is None:
-            if on_status:
-                on_status(f"loading {choice.kind} backend")
-            load = {"dtype": options.dtype, **vllm_engine_options(choice.kind, requests), **choice.options}
-            backend = create_backend(choice.kind, model=model_path, **load)
-        try:
-            setup = diagnose.side_setup(
-                role, choice.kind, backend.describe(), choice.options, specs[role], choice.prompt, model_path,
-                context, choice.decode,
-            )
-            setups[role] = setup
-            callback = progress(f"{choice.kind} generate", len(requests)) if progress else None
-            start = time.perf_counter()
-            results = diagnose.generate_fitting(backend, prepared[role], specs[role], setup.max_model_len, callback)
-            seconds = time.perf_counter() - start
-            if choice.decode:
-                results = [_redecode(r, tokenizer, choice.decode) for r in results]
-            runs.append(
-                BackendRun(
-                    name=choice.kind,
-                    options=backend.describe(),
-                    load_seconds=backend.load_seconds,
-                    generate_seconds=seconds,
-                    results=results,
-                )
-            )
-            if role == "candidate" and explaining:
-                # While the candidate is loaded: score the reference's outputs on it, then re-run
-                # the divergent requests to probe batch sensitivity.
-                if on_status:
-                    on_status(f"{choice.kind}: teacher-forced scoring and batch probe")
-                scores["candidate"] = diagnose.score_where_possible(
-                    backend, prepared[role], runs[0].results, setup.max_model_len, top_k
-                )
-                divergent = [
-                    a.request_id
-                    for a, b in zip(runs[0].results, results, strict=True)
-                    if a.output_token_ids != b.output_token_ids and b.finish_reason != diagnose.CONTEXT_LENGTH
-                ][: options.batch_probe_limit]
-                fitting = [r for r in prepared[role] if diagnose.fits(r, setup.max_model_len)]
-                probes = diagnose.probe_batches(backend, fitting, results, divergent, specs[role])
-        finally:
-            if owned:
-                backend.close()
-                del backend
-                gc.collect()
-    if explaining:
-        # The reference scores the candidate's outputs last; a reference we own is loaded again
-        # rather than kept alongside the candidate (peak memory stays one model).
-        ref_choice = options.reference
-        backend = backends.get("reference")
-        owned = backend is None
-        if backend is None:
-            if on_status:
-                on_status(f"loading {ref_choice.kind} backend for teacher-forced scoring")
-            backend = create_backend(ref_choice.kind, model=model_path, **{"dtype": options.dtype, **ref_choice.options})
-        try:
-            scores["reference"] = diagnose.score_where_possible(
-                backend, prepared["reference"], runs[1].results, setups["reference"].max_model_len, top_k
-            )
-        finally:
-            if owned:
-                backend.close()
-                del backend
-                gc.collect()
-    rows = compare_results(requests, runs[0].results, runs[1].results, tokenizer)
+    context = model_context_length(model_path)
+    sides = _Sides(options, backends, model_path, requests, on_status)
+    run = _teacher_forced if method == "teacher_forcing" else _hf_generate
+    try:
+        outcome = run(options, sides, prepared, specs, model_path, context, tokenizer, progress, on_status,
+                      explaining=explaining)
+    finally:
+        sides.close()
+    ref_run, cand_run = outcome.runs["reference"], outcome.runs["candidate"]
+    rows = compare_results(requests, ref_run.results, cand_run.results, tokenizer)
+    for row in rows:
+        row.teacher_forced_fork = outcome.forks.get(row.id)
+        row.reference_generated = outcome.generated is None or row.id in outcome.generated
     causes: list[Any] = []
     pooled = None
+    verdict = None
     if diagnosing:
+        noise = NoiseModel(measured=outcome.calibration.noise if outcome.calibration else 0.0,
+                           dtype=str(outcome.setups["reference"].dtype))
         causes, pooled = diagnose.explain_rows(
-            rows, runs[0].results, runs[1].results, prepared["reference"], prepared["candidate"],
-            (setups["reference"], setups["candidate"]), (scores["candidate"], scores["reference"]), probes,
-            tokenizer, spec.max_new_tokens,
+            rows, ref_run.results, cand_run.results, prepared["reference"], prepared["candidate"],
+            (outcome.setups["reference"], outcome.setups["candidate"]),
+            (outcome.scores["candidate"], outcome.scores["reference"]), outcome.probes,
+            tokenizer, spec.max_new_tokens, noise,
         )
+        collapse = collapse_check(
+            {r.id: (r.reference_token_ids, r.candidate_token_ids) for r in rows}, stop_ids=spec.stop_token_ids
+        )
+        degenerate = (set(collapse.reference_degenerate), set(collapse.candidate_degenerate))
+        for row in rows:
+            row.reference_degenerate = row.id in degenerate[0]
+            row.candidate_degenerate = row.id in degenerate[1]
+        flagged = collapse_cause(collapse)
+        if flagged is not None:
+            causes.append(flagged)
+            for row in rows:
+                if row.id in flagged.requests and flagged.id not in row.causes:
+                    row.causes.append(flagged.id)
         if not explaining:
             pooled = None  # nothing was teacher-forced (image requests)
-    device = str(runs[0].options.get("device", "cpu"))
+        elif outcome.calibration is not None:
+            verdict = run_verdict(
+                pooled, outcome.calibration.reference_vs_reference,
+                resolution_p99=resolution_p99(ref_run.results, str(outcome.setups["reference"].dtype)),
+                survival=survival_curve([(r.first_divergence, _shared_length(r)) for r in rows]),
+                collapse=collapse, names=(options.reference.kind, options.candidate.kind),
+            )
+    device = str(ref_run.options.get("device", "cpu"))
     return CompareReport(
         reference=options.reference.kind,
         candidate=options.candidate.kind,
         dtype=options.dtype,
         generation=spec.model_dump(),
         summary=summarise(rows, pooled),
-        backends=[run.summary() for run in runs],
+        backends=[ref_run.summary(), cand_run.summary()],
         requests=rows,
         environment=collect_environment(model_path, device),
-        logprobs_mode="raw" if spec.logprobs is not None else None,
+        logprobs_mode=(outcome.logprobs_mode or diagnose.RAW_LOGPROBS) if spec.logprobs is not None else None,
         logprobs_top_k=spec.logprobs,
         causes=causes,
-        sides=[setups[role] for role in ("reference", "candidate")],
+        sides=[outcome.setups[role] for role in ("reference", "candidate")],
         token_strings=token_strings(rows, tokenizer),
+        verdict_method=method,  # type: ignore[arg-type]
+        verdict_method_note=method_note,
+        noise=outcome.calibration,
+        run_verdict=verdict,
+        wall_seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _shared_length(row: RequestComparison) -> int:
+    return len(row.reference_token_ids) if row.first_divergence is None else row.first_divergence
+
+
+def resolution_p99(results: Sequence[GenerationResult], dtype: str) -> float:
+    """p99 over the reference's positions of one dtype step at the largest logit."""
+    steps = [step_resolution(dtype, s) for r in results for s in r.logprobs or [] if s.top_logits]
+    return diagnose.explain.percentile(steps, 99) if steps else 0.0
+
+
+def _setup(role: str, choice: BackendChoice, backend: Backend, spec: GenerationSpec, model_path: Path,
+           context: int | None) -> diagnose.SideSetup:
+    return diagnose.side_setup(
+        role, choice.kind, backend.describe(), choice.options, spec, choice.prompt, model_path, context, choice.decode,
+    )
+
+
+def _generate(
+    role: str, choice: BackendChoice, backend: Backend, requests: Sequence[PreparedRequest], spec: GenerationSpec,
+    setup: diagnose.SideSetup, tokenizer: Any, progress: ProgressFactory | None, label: str = "generate",
+) -> tuple[list[GenerationResult], float]:
+    callback = progress(f"{choice.kind} {label}", len(requests)) if progress and requests else None
+    start = time.perf_counter()
+    results = diagnose.generate_fitting(backend, requests, spec, setup.max_model_len, callback)
+    seconds = time.perf_counter() - start
+    if choice.decode:
+        results = [_redecode(r, tokenizer, choice.decode) for r in results]
+    return results, seconds
+
+
+def _candidate_logprobs_mode(backend: Backend, spec: GenerationSpec, results: Sequence[GenerationResult]) -> str:
+    mode = backend.describe().get("logprobs_mode")
+    diagnose.check_logprobs_mode(mode, spec, "candidate")
+    if mode is None:
+        diagnose.check_returned_logprobs(results, "candidate")
+        return f"{diagnose.RAW_LOGPROBS} (assumed: the backend does not report its mode; its values are <= 0)"
+    return str(mode)
+
+
+def _teacher_forced(
+    options: CompareOptions, sides: _Sides, prepared: dict[str, list[PreparedRequest]],
+    specs: dict[str, GenerationSpec], model_path: Path, context: int | None, tokenizer: Any,
+    progress: ProgressFactory | None, on_status: Callable[[str], None] | None, *, explaining: bool,
+) -> _Outcome:
+    """The candidate generates; the reference scores its answers in batched forward passes and generates
+    only the requests where its greedy pick leaves the candidate's answer (parity.teacher_forced)."""
+    cand_choice, ref_choice = options.candidate, options.reference
+    cand_spec, ref_spec = specs["candidate"], specs["reference"]
+    top_k = ref_spec.logprobs or 0
+    candidate = sides.get("candidate")
+    cand_setup = _setup("candidate", cand_choice, candidate, cand_spec, model_path, context)
+    cand_results, cand_seconds = _generate("candidate", cand_choice, candidate, prepared["candidate"], cand_spec,
+                                           cand_setup, tokenizer, progress)
+    mode = _candidate_logprobs_mode(candidate, cand_spec, cand_results) if cand_spec.logprobs is not None else None
+    # The candidate stays loaded: the reference's forks are scored on it and probed for batch effects.
+    reference = sides.get("reference", " (teacher forcing)")
+    ref_setup = _setup("reference", ref_choice, reference, ref_spec, model_path, context)
+    requests = prepared["reference"]
+    cand_by_id = {r.request_id: r for r in cand_results}
+    forced = [
+        r for r in requests
+        if cand_by_id[r.id].output_token_ids
+        and (ref_setup.max_model_len is None
+             or len(r.prompt_token_ids) + len(cand_by_id[r.id].output_token_ids) <= ref_setup.max_model_len)
+    ]
+    start = time.perf_counter()
+    callback = progress(f"{ref_choice.kind} teacher-force", len(forced)) if progress and forced else None
+    scored = reference.teacher_force(  # type: ignore[attr-defined]
+        forced, [cand_by_id[r.id].output_token_ids for r in forced], top_k=top_k, spec=ref_spec, progress=callback,
+    ) if forced else []
+    by_id = {s.request_id: s for s in scored}
+    forks: dict[str, int | None] = {}
+    for req in requests:
+        answer = cand_by_id[req.id]
+        own = ref_spec.for_prompt(len(req.prompt_token_ids))
+        scored_here = by_id.get(req.id)
+        forks[req.id] = 0 if scored_here is None else find_fork(
+            answer.output_token_ids, scored_here.greedy_token_ids or [], stop_ids=own.stop_token_ids,
+            min_new_tokens=own.min_new_tokens, max_new_tokens=own.max_new_tokens,
+        )
+    to_generate = [r for r in requests if forks[r.id] is not None]
+    generated, _ = _generate("reference", ref_choice, reference, to_generate, ref_spec, ref_setup, tokenizer,
+                             progress, label="generate forks")
+    generated_by_id = {r.request_id: r for r in generated}
+    ref_results = [
+        generated_by_id.get(r.id) or reproduced_result(
+            cand_by_id[r.id], by_id[r.id], stop_ids=ref_spec.stop_token_ids,
+            text=tokenizer.decode(cand_by_id[r.id].output_token_ids, **(ref_choice.decode or {"skip_special_tokens": True})),
+        )
+        for r in requests
+    ]
+    calibration = None
+    if explaining and by_id:
+        if on_status:
+            on_status(f"{ref_choice.kind}: measuring its own noise")
+        calibration = diagnose.calibrate_reference(
+            reference, requests, by_id, {r.id: cand_by_id[r.id].output_token_ids for r in forced}, generated,
+            count=options.calibration_requests, top_k=top_k, dtype=ref_setup.dtype,
+            device=str(reference.describe().get("device", "cpu")),
+        )
+    ref_seconds = time.perf_counter() - start
+    scores: dict[str, dict[str, Any]] = {"reference": by_id, "candidate": {}}
+    probes: dict[str, Any] = {}
+    if explaining and generated:
+        if on_status:
+            on_status(f"{cand_choice.kind}: scoring the reference's forks and batch probe")
+        cand_requests = {r.id: r for r in prepared["candidate"]}
+        forked = [cand_requests[r.request_id] for r in generated]
+        scores["candidate"] = diagnose.score_where_possible(candidate, forked, generated, cand_setup.max_model_len, top_k)
+        divergent = [
+            r.request_id for r in generated
+            if r.output_token_ids != cand_by_id[r.request_id].output_token_ids
+            and cand_by_id[r.request_id].finish_reason != diagnose.CONTEXT_LENGTH
+        ][: options.batch_probe_limit]
+        fitting = [r for r in prepared["candidate"] if diagnose.fits(r, cand_setup.max_model_len)]
+        probes = diagnose.probe_batches(candidate, fitting, cand_results, divergent, cand_spec)
+    return _Outcome(
+        runs={
+            "reference": BackendRun(name=ref_choice.kind, options=reference.describe(), load_seconds=reference.load_seconds,
+                                    generate_seconds=ref_seconds, results=ref_results, mode="teacher_forced"),
+            "candidate": BackendRun(name=cand_choice.kind, options=candidate.describe(), load_seconds=candidate.load_seconds,
+                                    generate_seconds=cand_seconds, results=cand_results),
+        },
+        setups={"reference": ref_setup, "candidate": cand_setup},
+        scores=scores, probes=probes, calibration=calibration, forks=forks,
+        generated={r.request_id for r in generated}, logprobs_mode=mode,
+    )
+
+
+def _hf_generate(
+    options: CompareOptions, sides: _Sides, prepared: dict[str, list[PreparedRequest]],
+    specs: dict[str, GenerationSpec], model_path: Path, context: int | None, tokenizer: Any,
+    progress: ProgressFactory | None, on_status: Callable[[str], None] | None, *, explaining: bool,
+) -> _Outcome:
+    """Both sides generate every request (reference first, one model loaded at a time); then each side's
+    answers are scored on the other, and the reference measures its own noise."""
+    runs: dict[str, BackendRun] = {}
+    setups: dict[str, diagnose.SideSetup] = {}
+    scores: dict[str, dict[str, Any]] = {"reference": {}, "candidate": {}}
+    probes: dict[str, Any] = {}
+    mode = None
+    top_k = specs["reference"].logprobs or 0
+    for role in ("reference", "candidate"):
+        choice: BackendChoice = getattr(options, role)
+        backend = sides.get(role)
+        setups[role] = setup = _setup(role, choice, backend, specs[role], model_path, context)
+        results, seconds = _generate(role, choice, backend, prepared[role], specs[role], setup, tokenizer, progress)
+        runs[role] = BackendRun(name=choice.kind, options=backend.describe(), load_seconds=backend.load_seconds,
+                                generate_seconds=seconds, results=results)
+        if role == "candidate" and specs[role].logprobs is not None:
+            mode = _candidate_logprobs_mode(backend, specs[role], results)
+        if role == "candidate" and explaining:
+            # While the candidate is loaded: score the reference's outputs on it, then re-run
+            # the divergent requests to probe batch sensitivity.
+            if on_status:
+                on_status(f"{choice.kind}: teacher-forced scoring and batch probe")
+            scores["candidate"] = diagnose.score_where_possible(
+                backend, prepared[role], runs["reference"].results, setup.max_model_len, top_k
+            )
+            divergent = [
+                a.request_id
+                for a, b in zip(runs["reference"].results, results, strict=True)
+                if a.output_token_ids != b.output_token_ids and b.finish_reason != diagnose.CONTEXT_LENGTH
+            ][: options.batch_probe_limit]
+            fitting = [r for r in prepared[role] if diagnose.fits(r, setup.max_model_len)]
+            probes = diagnose.probe_batches(backend, fitting, results, divergent, specs[role])
+        sides.close(role)  # peak memory stays one model
+    calibration = None
+    if explaining:
+        # The reference scores the candidate's outputs last, and scores some of them again to measure
+        # its own noise; a reference we own is loaded again rather than kept alongside the candidate.
+        backend = sides.get("reference", " for teacher-forced scoring")
+        cand = runs["candidate"].results
+        scores["reference"] = diagnose.score_where_possible(
+            backend, prepared["reference"], cand, setups["reference"].max_model_len, top_k
+        )
+        continuations = {r.request_id: r.output_token_ids for r in cand}
+        calibration = diagnose.calibrate_reference(
+            backend, prepared["reference"], scores["reference"], continuations, runs["reference"].results,
+            count=options.calibration_requests, top_k=top_k, dtype=setups["reference"].dtype,
+            device=str(backend.describe().get("device", "cpu")),
+        )
+    return _Outcome(runs=runs, setups=setups, scores=scores, probes=probes, calibration=calibration,
+                    logprobs_mode=mode)
 
 
 def token_strings(rows: Sequence[RequestComparison], tokenizer: Any) -> dict[int, str]:

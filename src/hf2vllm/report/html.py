@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hf2vllm.backends.base import StepLogprobs
-from hf2vllm.report.schema import CompareReport, RequestComparison
+from hf2vllm.report.schema import CompareReport, RequestComparison, SurvivalPoint
+from hf2vllm.report.terminal import longest_output, verdict_method_text
 
 HTML_FILE = "report.html"
 VERDICT_COLOURS = {"match": "#2e7d32", "near_tie": "#b7791f", "mismatch": "#c62828"}
@@ -118,6 +119,56 @@ def histogram_svg(
     return "".join(parts)
 
 
+def survival_chart_svg(
+    points: Sequence[SurvivalPoint], longest: int, *, width: int = 640, height: int = 180
+) -> str:
+    """Step chart of the share of answers still identical (y, 0..1, 1 at the top) through each output
+    position (x, 0..``longest``): one ``<path class="step">`` per survival point (the level since the previous
+    point, then the drop at this point), a tail to ``longest``, and axis labels."""
+    pad_l, pad_b, pad_t, pad_r = 48, 34, 10, 12
+    label = "share of answers identical by output position"
+    if not points:
+        return f'<svg class="chart survival" width="{width}" height="{height}" role="img" aria-label="{label}"></svg>'
+    longest = max(longest, max(p.position for p in points), 1)
+    inner_w, inner_h = width - pad_l - pad_r, height - pad_b - pad_t
+    bottom = pad_t + inner_h
+
+    def x(position: int) -> float:
+        return pad_l + position / longest * inner_w
+
+    def y(share: float) -> float:
+        return pad_t + (1.0 - min(max(share, 0.0), 1.0)) * inner_h
+
+    parts = [
+        f'<svg class="chart survival" width="{width}" height="{height}" role="img" aria-label="{label}">',
+        f'<line x1="{pad_l}" y1="{bottom}" x2="{width - pad_r}" y2="{bottom}" class="axis x-axis"/>',
+        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{bottom}" class="axis y-axis"/>',
+        f'<line x1="{pad_l}" y1="{y(0.5):.1f}" x2="{width - pad_r}" y2="{y(0.5):.1f}" class="grid"/>',
+        f'<text x="{pad_l - 4}" y="{pad_t + 8}" text-anchor="end">1</text>',
+        f'<text x="{pad_l - 4}" y="{y(0.5) + 4:.1f}" text-anchor="end">0.5</text>',
+        f'<text x="{pad_l - 4}" y="{bottom}" text-anchor="end">0</text>',
+        f'<text x="{pad_l}" y="{bottom + 12}" text-anchor="middle">0</text>',
+        f'<text x="{width - pad_r}" y="{bottom + 12}" text-anchor="end">{longest}</text>',
+        f'<text x="{pad_l + inner_w / 2:.1f}" y="{height - 4}" text-anchor="middle" class="axis-title">'
+        "output position</text>",
+        f'<text x="12" y="{pad_t + inner_h / 2:.1f}" text-anchor="middle" class="axis-title" '
+        f'transform="rotate(-90 12 {pad_t + inner_h / 2:.1f})">share identical</text>',
+    ]
+    prev_position, prev_share = 0, 1.0
+    for point in points:
+        parts.append(
+            f'<path class="step" data-position="{point.position}" data-identical="{point.identical:g}" '
+            f'd="M{x(prev_position):.1f},{y(prev_share):.1f} H{x(point.position):.1f} V{y(point.identical):.1f}">'
+            f"<title>through position {point.position}: {point.identical:.1%} identical "
+            f"({point.at_risk} at risk)</title></path>"
+        )
+        prev_position, prev_share = point.position, point.identical
+    parts.append(
+        f'<path class="tail" d="M{x(prev_position):.1f},{y(prev_share):.1f} H{x(longest):.1f}"/></svg>'
+    )
+    return "".join(parts)
+
+
 def max_abs_diff_by_position(rows: Sequence[RequestComparison]) -> list[float]:
     """Largest teacher-forced |Δlogprob| at each output position over all requests."""
     worst: list[float] = []
@@ -157,7 +208,7 @@ def render_html(report: CompareReport) -> str:
     for row in report.requests:
         if row.diagnosis is not None and row.verdict in positions:
             positions[row.verdict].append(row.diagnosis.position)
-    longest = max((max(len(r.reference_token_ids), len(r.candidate_token_ids)) for r in report.requests), default=1)
+    longest = longest_output(report)
     order = {"mismatch": 0, "near_tie": 1, "match": 2}
     requests.sort(key=lambda r: (order[r["row"].verdict], r["row"].id))
     return env.get_template("report.html.j2").render(
@@ -166,6 +217,10 @@ def render_html(report: CompareReport) -> str:
         colours=VERDICT_COLOURS,
         delta_chart=line_chart_svg(max_abs_diff_by_position(report.requests), label="max |Δlogprob| by position"),
         position_chart=histogram_svg(positions, longest),
+        method_text=verdict_method_text(report),
+        survival_chart=survival_chart_svg(report.run_verdict.survival, longest - 1)
+        if report.run_verdict is not None and report.run_verdict.survival
+        else "",
     )
 
 

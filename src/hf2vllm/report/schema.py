@@ -15,7 +15,10 @@ from hf2vllm.backends.base import StepLogprobs
 from hf2vllm.environment import EnvironmentInfo
 from hf2vllm.requests import PromptOptions
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
+"""1.2: teacher-forced verdicts (``verdict_method``), measured noise (``noise``), the run-level verdict
+(``run_verdict``: reference-vs-reference next to reference-vs-candidate, survival of identical answers, the
+free-running collapse check), ``logprobs_mode`` read from the candidate engine."""
 
 Verdict = Literal["match", "near_tie", "mismatch"]
 CauseId = Literal[
@@ -30,7 +33,9 @@ CauseId = Literal[
     "rope_scaling_differs",
     "decoding_differs",
     "batch_sensitive",
+    "candidate_collapses",
 ]
+VerdictMethod = Literal["teacher_forcing", "hf_generate"]
 
 
 class DeltaStats(BaseModel):
@@ -71,7 +76,11 @@ class DivergenceDiagnosis(BaseModel):
     candidate_rank_of_reference_token: int | None = Field(
         description="1-based rank of the reference token in the candidate's top-k; null when outside it."
     )
-    noise_floor: float = Field(description="Largest |Δlogprob| seen on the matching prefix (with a minimum).")
+    noise_floor: float = Field(
+        description="The noise the margins are judged against: the larger of the reference's own measured noise "
+        "(report.noise) and one step of the dtype at this position's largest logit."
+    )
+    noise_source: str | None = Field(None, description="Which of the two set noise_floor, with its value.")
     verdict: Literal["near_tie", "mismatch"]
     reason: str
 
@@ -109,13 +118,73 @@ class SideSetup(BaseModel):
     spaces_between_special_tokens: bool = True
 
 
+class NoiseCalibration(BaseModel):
+    """How far the reference moves from itself under changes that must not matter (measured in this run, on
+    this dtype and device): the near-tie threshold comes from here and from the dtype's resolution."""
+
+    change: str = Field(description="The change the reference was scored under, against its main pass.")
+    dtype: str
+    device: str
+    requests: int = Field(description="Requests scored a second time for the calibration.")
+    reference_vs_reference: DeltaStats = Field(
+        description="|Δlogprob| between the reference's two scorings of the same tokens (shared top-k tokens)."
+    )
+    prefill_vs_decode: DeltaStats | None = Field(
+        None, description="The reference's cached decode (generate) against its own full-sequence pass on the same "
+        "tokens: the common prefixes of the requests it generated (null when it generated none).",
+    )
+    noise: float = Field(description="Largest |Δlogprob| of the reference against itself: the noise used for verdicts.")
+    resolution_rule: str = Field(description="The dtype's resolution term: one step at the position's largest logit.")
+
+
+class SurvivalPoint(BaseModel):
+    """Share of answers still identical through an output position (Kaplan-Meier: answers that ended
+    without forking leave the risk set)."""
+
+    position: int
+    identical: float
+    at_risk: int = Field(description="Answers still running and identical up to this position.")
+
+
+class CollapseCheck(BaseModel):
+    """Free-running check: degenerate repetition in each side's own greedy output, judged with a paired
+    exact (McNemar) test so a few benign forks do not alarm."""
+
+    rule: str = Field(description="What counts as degenerate.")
+    reference_degenerate: list[str] = Field(default_factory=list, description="Requests whose reference output loops.")
+    candidate_degenerate: list[str] = Field(default_factory=list, description="Requests whose candidate output loops.")
+    candidate_only: int = Field(description="Discordant pairs: degenerate on the candidate only.")
+    reference_only: int = Field(description="Discordant pairs: degenerate on the reference only.")
+    p_value: float = Field(description="One-sided exact McNemar p: P(>= candidate_only of the discordant pairs | no difference).")
+    flagged: bool = Field(description="The candidate collapses more often than the reference beyond chance (p < alpha).")
+    alpha: float = 0.05
+
+
+class RunVerdict(BaseModel):
+    """Is the candidate as close to the reference as the reference is to itself?"""
+
+    within_reference_noise: bool
+    statement: str = Field(description="One sentence with the evidence, as the terminal shows it.")
+    reference_vs_candidate: DeltaStats = Field(description="Teacher-forced |Δlogprob| and top-1 agreement, reference vs candidate.")
+    reference_vs_reference: DeltaStats = Field(description="The same statistics, reference vs itself (report.noise).")
+    p99_ratio: float | None = Field(description="reference-vs-candidate p99 over reference-vs-reference p99 (null: 0/0).")
+    survival: list[SurvivalPoint] = Field(
+        default_factory=list, description="How long answers stay identical: one point per fork position, position 0 first."
+    )
+    collapse: CollapseCheck | None = None
+
+
 class BackendRunSummary(BaseModel):
     """How one backend was run and how long it took."""
 
     name: str = Field(description='Backend kind: "hf", "vllm", "server".')
     options: dict[str, Any] = Field(default_factory=dict, description="Load options (dtype, engine settings).")
     load_seconds: float
-    generate_seconds: float
+    generate_seconds: float = Field(description="Generation, or for a teacher-forced reference its scoring passes "
+                                    "plus the generation of forked requests.")
+    mode: Literal["generate", "teacher_forced"] = Field(
+        "generate", description="teacher_forced: this side scored the other side's tokens and generated only forks."
+    )
     output_tokens: int
     output_tokens_per_second: float
 
@@ -150,6 +219,16 @@ class RequestComparison(BaseModel):
     candidate_logprobs: list[StepLogprobs] | None = None
     teacher_forcing: TeacherForcing | None = None
     batch_probe: BatchProbe | None = None
+    teacher_forced_fork: int | None = Field(
+        None, description="First position where the reference's full-sequence pass over the candidate's tokens "
+        "picks another token (or stops/continues differently); null when it agrees everywhere.",
+    )
+    reference_generated: bool = Field(
+        True, description="The reference generated this answer itself; false: it agreed with every candidate token "
+        "when teacher-forced, so its answer is the candidate's (verdict_method teacher_forcing).",
+    )
+    reference_degenerate: bool | None = Field(None, description="The reference's own output ends in a repetition loop.")
+    candidate_degenerate: bool | None = Field(None, description="The candidate's output ends in a repetition loop.")
 
     @model_validator(mode="after")
     def _divergence_is_never_a_match(self) -> RequestComparison:
@@ -186,8 +265,17 @@ class CompareReport(BaseModel):
     requests: list[RequestComparison]
     environment: EnvironmentInfo
     logprobs_mode: str | None = Field(
-        None, description='"raw": log-softmax of the model logits before any sampling processor, both sides.'
+        None, description="The candidate engine's logprobs_mode as read from it (\"raw_logprobs\": log-softmax of "
+        "the logits before any sampling processor, as the reference computes; 1.1 reports wrote \"raw\").",
     )
+    verdict_method: VerdictMethod = Field(
+        "hf_generate", description="teacher_forcing: the reference scored the candidate's tokens and generated only "
+        "where it disagreed; hf_generate: the reference generated every request.",
+    )
+    verdict_method_note: str | None = Field(None, description="Why hf_generate was used when it was not asked for.")
+    noise: NoiseCalibration | None = None
+    run_verdict: RunVerdict | None = None
+    wall_seconds: float | None = Field(None, description="Wall time of the whole comparison (loads included).")
     logprobs_top_k: int | None = None
     causes: list[Cause] = Field(default_factory=list, description="Named reasons for differences, with evidence.")
     sides: list[SideSetup] = Field(default_factory=list)

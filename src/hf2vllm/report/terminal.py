@@ -1,11 +1,12 @@
-"""Rich terminal view of a ``CompareReport``: a per-request table and a summary line."""
+"""Rich terminal view of a ``CompareReport``: a per-request table, a summary line and the diagnosis
+(verdicts, teacher forcing, and from schema 1.2 the verdict method, the measured noise and the run verdict)."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
 
-from hf2vllm.report.schema import CompareReport
+from hf2vllm.report.schema import CompareReport, DeltaStats, RunVerdict, SurvivalPoint
 
 
 def _shorten(text: str | None, width: int = 18) -> str:
@@ -43,10 +44,14 @@ def render_summary(report: CompareReport, console: Console) -> None:
     s = report.summary
     colour = "green" if s.exact_matches == s.requests else ("yellow" if s.exact_match_rate >= 0.9 else "red")
     speeds = " · ".join(
-        f"{b.name}: load {b.load_seconds:.1f}s, generate {b.generate_seconds:.1f}s, "
+        f"{b.name}: load {b.load_seconds:.1f}s, score+forks {b.generate_seconds:.1f}s"
+        if b.mode == "teacher_forced"
+        else f"{b.name}: load {b.load_seconds:.1f}s, generate {b.generate_seconds:.1f}s, "
         f"{b.output_tokens_per_second:.1f} tok/s"
         for b in report.backends
     )
+    if report.wall_seconds is not None:
+        speeds += f" · wall {report.wall_seconds:.1f}s"
     console.print(
         f"[bold {colour}]{s.exact_matches}/{s.requests} exact matches "
         f"({s.exact_match_rate:.1%})[/] · mean common prefix {s.mean_common_prefix_fraction:.1%} · "
@@ -62,6 +67,7 @@ def render_diagnosis(report: CompareReport, console: Console, *, worst: int = 5)
     """Counts per verdict, the named causes with their first evidence, and the worst requests."""
     s = report.summary
     if not s.verdicts:
+        render_run_verdict(report, console)
         return
     counts = " · ".join(f"[{VERDICT_STYLE[v]}]{v}: {n}[/]" for v, n in s.verdicts.items())
     line = f"verdicts — {counts}"
@@ -75,6 +81,7 @@ def render_diagnosis(report: CompareReport, console: Console, *, worst: int = 5)
             f"{tf.max_abs_diff:.4g} · mean {tf.mean_abs_diff:.4g} · p99 {tf.p99_abs_diff:.4g} · "
             f"argmax agreement {tf.argmax_agreement:.1%}"
         )
+    render_run_verdict(report, console)
     for cause in report.causes:
         scope = f"{len(cause.requests)} request(s)" if cause.requests else "all requests"
         console.print(f"[bold red]cause[/] {cause.id} — {cause.title} ({scope})")
@@ -101,6 +108,127 @@ def render_diagnosis(report: CompareReport, console: Console, *, worst: int = 5)
             ", ".join(row.causes) or ("" if d is None else d.reason),
         )
     console.print(table)
+
+
+def _schema_at_least(report: CompareReport, major: int, minor: int) -> bool:
+    try:
+        found = tuple(int(part) for part in report.schema_version.split(".")[:2])
+    except ValueError:
+        return False
+    return found >= (major, minor)
+
+
+def verdict_method_text(report: CompareReport) -> str | None:
+    """How the verdicts were reached, in one plain sentence; None for reports before schema 1.2 (they
+    carry no verdict method: the reference generated every request)."""
+    if not (_schema_at_least(report, 1, 2) or report.noise is not None or report.run_verdict is not None):
+        return None
+    if report.verdict_method == "teacher_forcing":
+        generated = sum(1 for row in report.requests if row.reference_generated)
+        text = (
+            f"verdict by teacher forcing: the reference generated {generated} of {len(report.requests)} "
+            "requests (forks)"
+        )
+    else:
+        text = "verdict by hf generate: the reference generated every request"
+    if report.verdict_method_note:
+        text += f" — {report.verdict_method_note}"
+    return text
+
+
+SURVIVAL_MARKS = (0, 8, 16, 32)
+"""Output positions the terminal reports the survival curve at (plus the last position)."""
+
+
+def identical_through(points: list[SurvivalPoint], position: int) -> float:
+    """Share of answers still identical through ``position``: the step curve's value there (the last point
+    at or before it; 1.0 before the first).
+
+    >>> pts = [SurvivalPoint(position=0, identical=1.0, at_risk=4), SurvivalPoint(position=3, identical=0.5, at_risk=2)]
+    >>> identical_through(pts, 2), identical_through(pts, 3), identical_through(pts, 40)
+    (1.0, 0.5, 0.5)
+    """
+    value = 1.0
+    for point in points:
+        if point.position > position:
+            break
+        value = point.identical
+    return value
+
+
+def longest_output(report: CompareReport) -> int:
+    """Length of the longest output of either side (at least 1)."""
+    return max(
+        (max(len(r.reference_token_ids), len(r.candidate_token_ids)) for r in report.requests), default=1
+    ) or 1
+
+
+def _stats_cells(stats: DeltaStats) -> tuple[str, str, str, str, str]:
+    return (
+        str(stats.tokens),
+        f"{stats.p99_abs_diff:.4g}",
+        f"{stats.max_abs_diff:.4g}",
+        f"{stats.mean_abs_diff:.4g}",
+        f"{stats.argmax_agreement:.1%}",
+    )
+
+
+def _verdict_colour(verdict: RunVerdict) -> str:
+    if verdict.within_reference_noise:
+        return "green"
+    return "red" if verdict.collapse is not None and verdict.collapse.flagged else "yellow"
+
+
+def render_run_verdict(report: CompareReport, console: Console) -> None:
+    """Verdict method, measured noise, the run verdict with its evidence, survival and the collapse check.
+    Prints nothing for reports that lack these fields (schema 1.1)."""
+    ref, cand = report.reference, report.candidate
+    method = verdict_method_text(report)
+    if method is not None:
+        console.print(method, markup=False, highlight=False)
+    noise = report.noise
+    if noise is not None:
+        rr = noise.reference_vs_reference
+        line = (
+            f"noise ({ref} vs {ref}, {noise.change}, {noise.requests} requests): |Δlogprob| max "
+            f"{rr.max_abs_diff:.4g} · p99 {rr.p99_abs_diff:.4g}"
+        )
+        if noise.prefill_vs_decode is not None:
+            line += f"; prefill vs decode max {noise.prefill_vs_decode.max_abs_diff:.4g}"
+        line += f" → near-tie noise {noise.noise:.4g} ({noise.dtype}, {noise.device})"
+        console.print(line, markup=False, highlight=False)
+    verdict = report.run_verdict
+    if verdict is None:
+        return
+    colour = _verdict_colour(verdict)
+    console.print(f"[bold {colour}]run verdict:[/] ", end="")
+    console.print(verdict.statement, style=colour, markup=False, highlight=False)
+    ratio = "n/a (0/0)" if verdict.p99_ratio is None else f"{verdict.p99_ratio:g}×"
+    table = Table(title=f"{ref} vs {cand} next to {ref} vs itself · p99 ratio {ratio}", title_justify="left")
+    for column in ("pair", "tokens", "p99 |Δlogprob|", "max", "mean", "top-1 agreement"):
+        table.add_column(column, justify="left" if column == "pair" else "right")
+    table.add_row(f"{ref} vs {cand}", *_stats_cells(verdict.reference_vs_candidate))
+    table.add_row(f"{ref} vs {ref}", *_stats_cells(verdict.reference_vs_reference))
+    console.print(table)
+    if verdict.survival:
+        last = longest_output(report) - 1
+        marks = sorted({m for m in SURVIVAL_MARKS if m < last} | {last})
+        parts = [
+            f"{'last ' if m == last else ''}{m}: {identical_through(verdict.survival, m):.0%}" for m in marks
+        ]
+        console.print(
+            f"identical answers through output position — {' · '.join(parts)}", markup=False, highlight=False
+        )
+    collapse = verdict.collapse
+    if collapse is not None:
+        state = "[bold red]flagged[/]" if collapse.flagged else "[green]quiet[/]"
+        console.print(
+            f"free-running: degenerate outputs reference {len(collapse.reference_degenerate)} · candidate "
+            f"{len(collapse.candidate_degenerate)} · McNemar p={collapse.p_value:.3g} "
+            f"(discordant {collapse.candidate_only} candidate-only / {collapse.reference_only} reference-only, "
+            f"alpha {collapse.alpha:g}) — {state}",
+            highlight=False,
+        )
 
 
 def render_report(report: CompareReport, console: Console | None = None, *, only_mismatches: bool = False) -> None:

@@ -1,0 +1,381 @@
+"""Time to a verdict (issue #19 item 6): how much longer than vLLM alone a whole ``compare`` takes.
+
+ratio = compare's wall time (both loads, both sides' work, the report) / (vLLM's load + generate time)
+on the bundled prompt set, for two ways of reaching the verdicts:
+
+- ``hf_generate`` (the old path): HF ``generate()`` on every request;
+- ``teacher_forcing`` (the new default): vLLM generates, HF scores vLLM's tokens in one batched forward
+  pass and generates only the requests where it disagrees (the forks).
+
+Every run loads its own backends (fresh loads, closed after), so loads are in both figures. Wall times
+are in-process: Python start-up and the imports of torch, Transformers and vLLM are done once before
+the first timed run and are in neither path's figure (both paths would pay them equally from a shell).
+With ``repeats`` > 1 the paths alternate ABBA (A B, B A, A B, ...) to balance the machine's drift, and
+every figure is the median over the repeats.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from hf2vllm.bench.schema import MachineInfo
+from hf2vllm.errors import InputError
+
+VerdictPath = Literal["hf_generate", "teacher_forcing"]
+PATHS: tuple[VerdictPath, VerdictPath] = ("teacher_forcing", "hf_generate")
+OLD_PATH: VerdictPath = "hf_generate"
+NEW_PATH: VerdictPath = "teacher_forcing"
+TARGETS: dict[str, float] = {"cpu": 1.5, "gpu": 1.3}
+"""Most the new path's ratio may be, per device class (issue #19 item 6)."""
+PATH_LABELS: dict[str, str] = {
+    "hf_generate": "old: HF generate() on every request",
+    "teacher_forcing": "new: teacher forcing (HF scores vLLM's tokens)",
+}
+IMPORTS_NOTE = (
+    "wall times are in-process: Python start-up and the imports of torch, Transformers and vLLM "
+    "({seconds:.1f} s here, done once before the first timed run) are in neither path's figure; "
+    "`hf2vllm compare` from a shell pays them on top, equally for both paths"
+)
+
+StatusCallback = Callable[[str], None]
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+
+
+class VerdictTimeRun(BaseModel):
+    """One ``run_compare`` of one path: its timings and what it concluded."""
+
+    path: VerdictPath
+    repeat: int = Field(0, description="Which repetition (0-based); the order inside one alternates ABBA.")
+    wall_seconds: float = Field(description="The whole comparison, both loads included (report.wall_seconds).")
+    vllm_load_seconds: float
+    vllm_generate_seconds: float
+    hf_load_seconds: float
+    hf_seconds: float = Field(description="HF's work: generate() on every request, or scoring passes plus forks.")
+    hf_mode: str | None = Field(None, description='The reference side\'s mode as reported ("generate", "teacher_forced").')
+    ratio: float = Field(description="wall_seconds / (vllm_load_seconds + vllm_generate_seconds).")
+    verdicts: dict[str, int] = Field(default_factory=dict)
+    exact_matches: int
+    requests: int
+    forks: int = Field(description="Requests the reference generated itself (all of them on hf_generate).")
+    verdict_method: str | None = Field(None, description="The method the report says it used.")
+    verdict_method_note: str | None = Field(None, description="Why the report fell back to hf_generate, if it did.")
+
+
+class PathSummary(BaseModel):
+    """One path's medians over its repeats."""
+
+    path: VerdictPath
+    runs: int
+    wall_seconds: float
+    vllm_load_seconds: float
+    vllm_generate_seconds: float
+    hf_load_seconds: float
+    hf_seconds: float
+    ratio: float = Field(description="Median of the per-run ratios.")
+    ratio_spread: list[float] = Field(default_factory=list, description="Lowest and highest per-run ratio.")
+    forks: int
+    requests: int
+    exact_matches: int
+    verdicts: dict[str, int] = Field(default_factory=dict, description="Of the first run (verdicts do not vary).")
+
+
+class VerdictTimeResult(BaseModel):
+    """``hf2vllm bench verdict``: both paths' runs, their medians, the ratios and the target check."""
+
+    kind: Literal["verdict_time"] = "verdict_time"
+    machine: MachineInfo | None = None
+    device: Literal["cpu", "cuda"] = "cpu"
+    accelerator: str | None = Field(None, description="GPU name when device is cuda.")
+    model: str | None = Field(None, description="None = the bundled model.")
+    dtype: str = "float32"
+    max_new_tokens: int = 64
+    limit: int | None = None
+    repeats: int = 1
+    order: list[VerdictPath] = Field(default_factory=lambda: list(PATHS), description="Order of the first repeat.")
+    import_seconds: float | None = Field(None, description="Imports done before timing (in neither figure).")
+    runs: list[VerdictTimeRun] = Field(default_factory=list, description="Every run, in the order they ran.")
+    paths: dict[str, PathSummary] = Field(default_factory=dict)
+    ratio_old: float | None = Field(None, description="hf_generate: median ratio.")
+    ratio_new: float | None = Field(None, description="teacher_forcing: median ratio.")
+    speedup: float | None = Field(None, description="Median old wall time / median new wall time.")
+    targets: dict[str, float] = Field(default_factory=lambda: dict(TARGETS))
+    target: float | None = Field(None, description="The target for the device class this ran on.")
+    meets_target: bool | None = Field(None, description="ratio_new <= target.")
+    notes: list[str] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- pure logic (tested without engines)
+
+
+def run_order(order: Sequence[str], repeats: int) -> list[tuple[int, VerdictPath]]:
+    """(repeat, path) in the order to run them: the given order, then reversed, then given, ... (ABBA)."""
+    paths = list(order)
+    if sorted(paths) != sorted(PATHS):
+        raise InputError(f"order: expected each of {', '.join(PATHS)} once, got {', '.join(paths) or 'nothing'}")
+    if repeats < 1:
+        raise InputError(f"repeats: expected 1 or more, got {repeats}")
+    sequence: list[tuple[int, VerdictPath]] = []
+    for repeat in range(repeats):
+        for path in paths if repeat % 2 == 0 else reversed(paths):
+            sequence.append((repeat, path))  # type: ignore[arg-type]
+    return sequence
+
+
+def ratio_of(wall_seconds: float, vllm_load_seconds: float, vllm_generate_seconds: float) -> float:
+    """compare's wall time over vLLM's own load + generate time."""
+    own = vllm_load_seconds + vllm_generate_seconds
+    if own <= 0:
+        raise ValueError(f"vLLM's load + generate time must be positive, got {own}")
+    return wall_seconds / own
+
+
+def summarise_path(runs: Sequence[VerdictTimeRun], path: VerdictPath) -> PathSummary | None:
+    """Medians of one path's runs; None when it has none."""
+    mine = [r for r in runs if r.path == path]
+    if not mine:
+        return None
+
+    def med(field: str) -> float:
+        return round(statistics.median(getattr(r, field) for r in mine), 3)
+
+    ratios = [r.ratio for r in mine]
+    return PathSummary(
+        path=path,
+        runs=len(mine),
+        wall_seconds=med("wall_seconds"),
+        vllm_load_seconds=med("vllm_load_seconds"),
+        vllm_generate_seconds=med("vllm_generate_seconds"),
+        hf_load_seconds=med("hf_load_seconds"),
+        hf_seconds=med("hf_seconds"),
+        ratio=round(statistics.median(ratios), 3),
+        ratio_spread=[round(min(ratios), 3), round(max(ratios), 3)],
+        forks=int(statistics.median_low(r.forks for r in mine)),
+        requests=mine[0].requests,
+        exact_matches=int(statistics.median_low(r.exact_matches for r in mine)),
+        verdicts=dict(mine[0].verdicts),
+    )
+
+
+def device_class(device: str) -> str:
+    return "gpu" if device == "cuda" else "cpu"
+
+
+def build_result(runs: Sequence[VerdictTimeRun], **fields: Any) -> VerdictTimeResult:
+    """The result from a set of runs: per-path medians, both ratios, the speedup and the target check."""
+    result = VerdictTimeResult(runs=list(runs), **fields)
+    paths = {p: s for p in (NEW_PATH, OLD_PATH) if (s := summarise_path(runs, p)) is not None}
+    result.paths = paths
+    old, new = paths.get(OLD_PATH), paths.get(NEW_PATH)
+    result.ratio_old = old.ratio if old else None
+    result.ratio_new = new.ratio if new else None
+    if old and new and new.wall_seconds > 0:
+        result.speedup = round(old.wall_seconds / new.wall_seconds, 3)
+    result.target = result.targets.get(device_class(result.device))
+    if result.ratio_new is not None and result.target is not None:
+        result.meets_target = result.ratio_new <= result.target
+    for run in runs:
+        if run.path == NEW_PATH and run.verdict_method not in (None, NEW_PATH):
+            note = f"teacher_forcing run {run.repeat} fell back to {run.verdict_method}"
+            if run.verdict_method_note:
+                note += f": {run.verdict_method_note}"
+            if note not in result.notes:
+                result.notes.append(note)
+    return result
+
+
+def run_from_report(report: Any, path: VerdictPath, repeat: int = 0, measured_wall: float | None = None) -> VerdictTimeRun:
+    """A ``VerdictTimeRun`` from a ``CompareReport`` (backends[0] = reference HF, [1] = candidate vLLM)."""
+    if len(report.backends) < 2:
+        raise ValueError(f"expected both backends in the report, got {len(report.backends)}")
+    reference, candidate = report.backends[0], report.backends[1]
+    wall = report.wall_seconds if getattr(report, "wall_seconds", None) is not None else measured_wall
+    if wall is None:
+        raise ValueError("the report has no wall_seconds and none was measured")
+    rows = report.requests
+    return VerdictTimeRun(
+        path=path,
+        repeat=repeat,
+        wall_seconds=round(wall, 3),
+        vllm_load_seconds=candidate.load_seconds,
+        vllm_generate_seconds=candidate.generate_seconds,
+        hf_load_seconds=reference.load_seconds,
+        hf_seconds=reference.generate_seconds,
+        hf_mode=getattr(reference, "mode", None),
+        ratio=round(ratio_of(wall, candidate.load_seconds, candidate.generate_seconds), 3),
+        verdicts=dict(report.summary.verdicts),
+        exact_matches=report.summary.exact_matches,
+        requests=len(rows),
+        forks=sum(1 for row in rows if getattr(row, "reference_generated", True)),
+        verdict_method=getattr(report, "verdict_method", None),
+        verdict_method_note=getattr(report, "verdict_method_note", None),
+    )
+
+
+# ---------------------------------------------------------------- rendering
+
+
+TABLE_HEADERS = ["path", "wall s", "vLLM load s", "vLLM generate s", "HF load s", "HF s", "ratio", "forks",
+                 "verdicts"]
+
+
+def table_rows(result: VerdictTimeResult) -> list[list[str]]:
+    """One row per path (medians), new path first; shared by the terminal and the markdown."""
+    rows = []
+    for path in (NEW_PATH, OLD_PATH):
+        s = result.paths.get(path)
+        if s is None:
+            continue
+        ratio = f"{s.ratio:.2f}"
+        if s.runs > 1 and s.ratio_spread:
+            ratio += f" ({s.ratio_spread[0]:.2f}-{s.ratio_spread[1]:.2f})"
+        verdicts = ", ".join(f"{k} {v}" for k, v in s.verdicts.items() if v) or "-"
+        rows.append([PATH_LABELS[path], f"{s.wall_seconds:.1f}", f"{s.vllm_load_seconds:.1f}",
+                     f"{s.vllm_generate_seconds:.1f}", f"{s.hf_load_seconds:.1f}", f"{s.hf_seconds:.1f}", ratio,
+                     f"{s.forks}/{s.requests}", verdicts])
+    return rows
+
+
+def verdict_sentence(result: VerdictTimeResult) -> str:
+    """Whether the new path meets its target, plus the speedup over the old path."""
+    parts = []
+    where = "GPU" if result.device == "cuda" else "CPU"
+    if result.ratio_new is not None and result.target is not None:
+        holds = "holds" if result.meets_target else "missed"
+        parts.append(f"target ({where}): new-path ratio {result.ratio_new:.2f} <= {result.target:g}: {holds}")
+    if result.ratio_old is not None:
+        parts.append(f"old-path ratio {result.ratio_old:.2f}")
+    if result.speedup is not None:
+        parts.append(f"the new path reaches its verdicts {result.speedup:.2f}x as fast as the old")
+    return "; ".join(parts) + "." if parts else "no runs."
+
+
+def workload_line(result: VerdictTimeResult) -> str:
+    limit = f"first {result.limit} requests" if result.limit else "all requests"
+    model = result.model or "bundled model"
+    where = result.accelerator or result.device
+    return (f"{model}, bundled prompt set ({limit}), {result.max_new_tokens} new tokens, {result.dtype}, "
+            f"device {where}, {result.repeats} repeat(s) per path (ABBA order, medians)")
+
+
+def render_table(result: VerdictTimeResult) -> str:
+    """The markdown page: workload, the table, the target sentence, notes."""
+    lines = ["# Time to a verdict", "",
+             "Written by `hf2vllm bench verdict` (see [bench.md](bench.md#time-to-a-verdict)). ratio = compare's "
+             "wall time (loads included) / (vLLM's load + generate time).", "",
+             workload_line(result) + ".", ""]
+    machine = result.machine
+    if machine is not None:
+        lines += [f"Machine: {machine.cpu_model}, {machine.logical_cpus} CPUs, {machine.memory_gib} GiB; load "
+                  f"average at start {machine.load_average_start}, at end {machine.load_average_end or '-'}; "
+                  f"{machine.started_at} to {machine.finished_at or '-'}.", ""]
+    lines.append("| " + " | ".join(TABLE_HEADERS) + " |")
+    lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(TABLE_HEADERS))) + "|")
+    for row in table_rows(result):
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    lines += ["", verdict_sentence(result), ""]
+    for note in result.notes:
+        lines.append(f"- {note}")
+    if result.notes:
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_json(result: VerdictTimeResult, path: Path) -> Path:
+    """Atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def write_markdown(result: VerdictTimeResult, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_table(result), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- the real run
+
+
+def _import_engines() -> float:
+    """Import the heavy libraries once, before any timing, so neither path pays them."""
+    start = time.perf_counter()
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass  # run_compare's availability check reports it
+    return time.perf_counter() - start
+
+
+def _accelerator(device: str) -> str | None:
+    if device != "cuda":
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available here")
+    return str(torch.cuda.get_device_name(0))
+
+
+def run_verdict_time(
+    model: str | None = None,
+    dtype: str = "float32",
+    max_new_tokens: int = 64,
+    limit: int | None = None,
+    device: Literal["cpu", "cuda"] = "cpu",
+    order: Sequence[str] = PATHS,
+    repeats: int = 1,
+    progress: ProgressFactory | None = None,
+    on_status: StatusCallback | None = None,
+    on_run: Callable[[VerdictTimeResult], None] | None = None,
+) -> VerdictTimeResult:
+    """Run ``run_compare`` for each path (``repeats`` times, ABBA), each with fresh loads; medians.
+
+    ``on_run`` gets the partial result after every run (a run cut short keeps what it measured).
+    """
+    from hf2vllm.bench.machine import collect_machine, finish_machine
+    from hf2vllm.parity.run import BackendChoice, CompareOptions, run_compare
+
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"--device: expected cpu or cuda, got {device!r}")
+    if "hf_generate" not in CompareOptions.model_fields:
+        raise InputError("this hf2vllm has no CompareOptions.hf_generate: the teacher-forcing path is missing")
+    sequence = run_order(order, repeats)
+    accelerator = _accelerator(device)
+    machine = collect_machine()
+    if on_status:
+        on_status("importing torch, Transformers, vLLM (not timed)")
+    import_seconds = _import_engines()
+    fields: dict[str, Any] = dict(machine=machine, device=device, accelerator=accelerator, model=model, dtype=dtype,
+                                  max_new_tokens=max_new_tokens, limit=limit, repeats=repeats, order=list(order),
+                                  import_seconds=round(import_seconds, 3))
+    notes = [IMPORTS_NOTE.format(seconds=import_seconds)]
+    runs: list[VerdictTimeRun] = []
+    for index, (repeat, path) in enumerate(sequence):
+        tag = f"[{index + 1}/{len(sequence)} {path}]"
+        options: dict[str, Any] = dict(model=model, dtype=dtype, max_new_tokens=max_new_tokens, limit=limit,
+                                       hf_generate=path == OLD_PATH)
+        if device == "cuda":
+            options["reference"] = BackendChoice(kind="hf", options={"device": "cuda"})
+        status = (lambda m, tag=tag: on_status(f"{tag} {m}")) if on_status else None
+        bars = (lambda label, total, tag=tag: progress(f"{tag} {label}", total)) if progress else None
+        if on_status:
+            on_status(f"{tag} starting")
+        start = time.perf_counter()
+        report = run_compare(CompareOptions(**options), progress=bars, on_status=status)
+        measured = time.perf_counter() - start
+        runs.append(run_from_report(report, path, repeat, measured_wall=measured))
+        if on_run is not None:
+            on_run(build_result(runs, **fields, notes=list(notes)))
+    fields["machine"] = finish_machine(machine)
+    return build_result(runs, **fields, notes=notes)
