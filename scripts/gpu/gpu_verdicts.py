@@ -48,6 +48,7 @@ def summary(report: Any, seconds: float) -> dict[str, Any]:
         "causes": [{"id": c.id, "requests": len(c.requests), "evidence": c.evidence[:1]} for c in report.causes],
         "backends": [b.model_dump(exclude={"options"}) for b in report.backends],
         "logprobs_mode": report.logprobs_mode,
+        "stage_seconds": report.stage_seconds,
         "wall_seconds": round(seconds, 3),
         "divergent": [
             {"id": r.id, "verdict": r.verdict, "position": r.first_divergence, "tf_fork": r.teacher_forced_fork,
@@ -87,6 +88,8 @@ def main() -> None:
     parser.add_argument("--faults", action="store_true")
     parser.add_argument("--fault-limit", type=int, default=8)
     parser.add_argument("--time", action="store_true", help="time to a verdict, old vs new path, fresh loads")
+    parser.add_argument("--only-time", action="store_true", help="skip the clean and fault runs")
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.5)
     parser.add_argument("--device", default="cuda", help="cpu: a local smoke run of this script")
     parser.add_argument("--out", type=Path, required=True)
@@ -106,6 +109,9 @@ def main() -> None:
 
     on_gpu = args.device != "cpu"
     model_path = resolve_model(None)
+    if args.only_time:
+        time_to_verdict(args, result, save)
+        return
     hf_options = {"device": args.device, "batch_size": 32}
     vllm_options: dict[str, Any] = {"enforce_eager": not on_gpu}
     if on_gpu:
@@ -177,13 +183,19 @@ def main() -> None:
     hf.close()
 
     if args.time:
-        from hf2vllm.bench.verdict_time import run_verdict_time
+        time_to_verdict(args, result, save)
 
-        timing = run_verdict_time(dtype=args.dtype, max_new_tokens=args.max_new_tokens, limit=args.limit,
-                                  device=args.device)
-        result["time_to_verdict"] = timing.model_dump()
-        print(f"[{args.dtype} time to verdict] old {timing.ratio_old:.2f} new {timing.ratio_new:.2f}", flush=True)
-        save()
+
+def time_to_verdict(args: argparse.Namespace, result: dict[str, Any], save: Any) -> None:
+    from hf2vllm.bench.verdict_time import run_verdict_time
+
+    timing = run_verdict_time(dtype=args.dtype, max_new_tokens=args.max_new_tokens, limit=args.limit,
+                              device=args.device, repeats=args.repeats)
+    result["time_to_verdict"] = timing.model_dump()
+    print(f"[{args.dtype} time to verdict] old {timing.ratio_old:.2f} new {timing.ratio_new:.2f}", flush=True)
+    for run in timing.runs:
+        print(f"  {run.path} wall {run.wall_seconds} ratio {run.ratio} {run.stage_seconds}", flush=True)
+    save()
 
 
 if __name__ == "__main__":

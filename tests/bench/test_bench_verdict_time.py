@@ -129,7 +129,7 @@ def test_markdown_table_and_json(tmp_path: Path) -> None:
     assert old_row.startswith("| old: HF generate()") and "| 3.57 |" in old_row and "| 50/50 |" in old_row
     assert all(line.count("|") == lines[header].count("|") for line in (new_row, old_row))
     assert "target (CPU): new-path ratio 1.20 <= 1.5: holds" in text
-    assert "2.98x as fast as the old" in text and "- in-process timing" in text
+    assert "speedup of the new path (old wall time / new): 2.98x" in text and "- in-process timing" in text
     write_markdown(result, tmp_path / "v.md")
     assert (tmp_path / "v.md").read_text() == text
     back = VerdictTimeResult.model_validate(json.loads(write_json(result, tmp_path / "d" / "v.json").read_text()))

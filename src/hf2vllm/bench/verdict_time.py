@@ -65,6 +65,7 @@ class VerdictTimeRun(BaseModel):
     forks: int = Field(description="Requests the reference generated itself (all of them on hf_generate).")
     verdict_method: str | None = Field(None, description="The method the report says it used.")
     verdict_method_note: str | None = Field(None, description="Why the report fell back to hf_generate, if it did.")
+    stage_seconds: dict[str, float] = Field(default_factory=dict, description="The report's time per stage.")
 
 
 class PathSummary(BaseModel):
@@ -201,6 +202,7 @@ def run_from_report(report: Any, path: VerdictPath, repeat: int = 0, measured_wa
     return VerdictTimeRun(
         path=path,
         repeat=repeat,
+        stage_seconds=dict(getattr(report, "stage_seconds", None) or {}),
         wall_seconds=round(wall, 3),
         vllm_load_seconds=candidate.load_seconds,
         vllm_generate_seconds=candidate.generate_seconds,
@@ -251,7 +253,7 @@ def verdict_sentence(result: VerdictTimeResult) -> str:
     if result.ratio_old is not None:
         parts.append(f"old-path ratio {result.ratio_old:.2f}")
     if result.speedup is not None:
-        parts.append(f"the new path reaches its verdicts {result.speedup:.2f}x as fast as the old")
+        parts.append(f"speedup of the new path (old wall time / new): {result.speedup:.2f}x")
     return "; ".join(parts) + "." if parts else "no runs."
 
 
@@ -259,8 +261,9 @@ def workload_line(result: VerdictTimeResult) -> str:
     limit = f"first {result.limit} requests" if result.limit else "all requests"
     model = result.model or "bundled model"
     where = result.accelerator or result.device
+    repeats = f"{result.repeats} runs per path (ABBA order, medians)" if result.repeats > 1 else "one run per path"
     return (f"{model}, bundled prompt set ({limit}), {result.max_new_tokens} new tokens, {result.dtype}, "
-            f"device {where}, {result.repeats} repeat(s) per path (ABBA order, medians)")
+            f"device {where}, {repeats}")
 
 
 def render_table(result: VerdictTimeResult) -> str:
@@ -360,6 +363,9 @@ def run_verdict_time(
                                   max_new_tokens=max_new_tokens, limit=limit, repeats=repeats, order=list(order),
                                   import_seconds=round(import_seconds, 3))
     notes = [IMPORTS_NOTE.format(seconds=import_seconds)]
+    if repeats == 1:
+        notes.append(f"one run per path: the first ({sequence[0][1]}) also pays the session's cold start (first "
+                     "loads from disk, first engine start); --repeats 2 or more balances that (ABBA order)")
     runs: list[VerdictTimeRun] = []
     for index, (repeat, path) in enumerate(sequence):
         tag = f"[{index + 1}/{len(sequence)} {path}]"

@@ -139,6 +139,34 @@ def probe_batches(
     return probes
 
 
+def unexplained_forks(
+    reference: Sequence[GenerationResult],
+    candidate: Sequence[GenerationResult],
+    ref_requests: Sequence[PreparedRequest],
+    cand_requests: Sequence[PreparedRequest],
+    noise: NoiseModel,
+) -> list[str]:
+    """Requests of ``reference`` whose answer parts from the candidate's by more than a near tie (the ones a
+    batch probe can still explain); a prompt the candidate could not run is not among them."""
+    cand_by_id = {r.request_id: r for r in candidate}
+    ref_prompts = {r.id: list(r.prompt_token_ids) for r in ref_requests}
+    cand_prompts = {r.id: list(r.prompt_token_ids) for r in cand_requests}
+    found = []
+    for ref in reference:
+        cand = cand_by_id[ref.request_id]
+        position = first_divergence(ref.output_token_ids, cand.output_token_ids)
+        if position is None or cand.finish_reason == CONTEXT_LENGTH:
+            continue
+        same_prompt = ref_prompts[ref.request_id] == list(cand.prompt_token_ids or cand_prompts[ref.request_id])
+        verdict = explain.diagnose_divergence(
+            position, ref.output_token_ids, cand.output_token_ids, ref.logprobs, cand.logprobs,
+            same_prompt=same_prompt, noise=noise,
+        ).verdict
+        if verdict != "near_tie":
+            found.append(ref.request_id)
+    return found
+
+
 def batch_cause(probes: dict[str, BatchProbe]) -> Cause | None:
     changed = [i for i, p in probes.items() if p.alone_changed or p.small_batch_changed]
     if not changed:
@@ -282,13 +310,17 @@ def check_returned_logprobs(results: Sequence[GenerationResult], where: str) -> 
 
 
 # ----------------------------------------------------------------------------- the reference's own noise
+CALIBRATION_TOKEN_BUDGET = 2048
+"""Most positions the second scoring pass spends: noise is a per-position property, so long prompts add
+cost (their prefill) without adding evidence about the continuation positions."""
+
 def score_again(
     backend: Backend, requests: Sequence[PreparedRequest], continuations: Sequence[Sequence[int]], top_k: int
 ) -> list[ScoredContinuation]:
     """The same continuations scored once more, each in a batch of its own."""
-    alone = getattr(backend, "teacher_force", None)
-    if alone is not None:
-        return alone(requests, continuations, top_k=top_k, alone=True)
+    forced = getattr(backend, "teacher_force", None)
+    if forced is not None:  # the layout the main pass did not use
+        return forced(requests, continuations, top_k=top_k, alone=not getattr(backend, "prefers_alone", False))
     return [backend.score([req], [cont], top_k=top_k)[0] for req, cont in zip(requests, continuations, strict=True)]
 
 
@@ -307,7 +339,8 @@ def calibrate_reference(
     """Measure the reference against itself: ``count`` of the requests it scored (``main``) scored again
     alone, and its generated answers (``generated``) against its full-sequence pass over the same tokens."""
     scored = [r for r in requests if r.id in main and main[r.id].steps]
-    subset = [scored[i] for i in calibration_subset([len(r.prompt_token_ids) + len(continuations[r.id]) for r in scored], count)]
+    lengths = [len(r.prompt_token_ids) + len(continuations[r.id]) for r in scored]
+    subset = [scored[i] for i in calibration_subset(lengths, count, budget=CALIBRATION_TOKEN_BUDGET)]
     again = score_again(backend, subset, [continuations[r.id] for r in subset], top_k) if subset else []
     pairs = []
     for result in generated:

@@ -132,17 +132,24 @@ def calibration(
     )
 
 
-def calibration_subset(lengths: Sequence[int], count: int) -> list[int]:
-    """Indices of ``count`` requests spread evenly over the length order (short and long contexts both).
+def calibration_subset(lengths: Sequence[int], count: int, budget: int | None = None) -> list[int]:
+    """Indices of ``count`` requests spread evenly over the length order (short and long contexts both),
+    the longest dropped while their lengths add up to more than ``budget``.
 
     >>> calibration_subset([5, 1, 9, 3], 2)
     [1, 2]
     >>> calibration_subset([5, 1], 8)
     [1, 0]
+    >>> calibration_subset([5, 1, 9, 3], 4, budget=10)
+    [1, 3, 0]
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     if count >= len(order):
-        return order
-    if count <= 1:
-        return order[-1:] if count == 1 else []
-    return [order[round(k * (len(order) - 1) / (count - 1))] for k in range(count)]
+        chosen = order
+    elif count <= 1:
+        chosen = order[-1:] if count == 1 else []
+    else:
+        chosen = [order[round(k * (len(order) - 1) / (count - 1))] for k in range(count)]
+    while budget is not None and len(chosen) > 1 and sum(lengths[i] for i in chosen) > budget:
+        chosen = chosen[:-1]
+    return chosen

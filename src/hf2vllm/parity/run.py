@@ -17,7 +17,10 @@ from __future__ import annotations
 import gc
 import json
 import time
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -263,34 +266,87 @@ def verdict_method(options: CompareOptions, spec: GenerationSpec, requests: Sequ
     return "teacher_forcing", None
 
 
+class Stopwatch:
+    """Seconds per named stage of a run (``report.stage_seconds``); a stage entered twice adds up."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
 class _Sides:
     """The two backends of a run: given ones are reused, missing ones created on first use and closed
     by ``close`` (a given backend is never closed here)."""
 
     def __init__(self, options: CompareOptions, given: dict[str, Backend], model_path: Path,
-                 requests: Sequence[PreparedRequest], on_status: Callable[[str], None] | None) -> None:
+                 requests: Sequence[PreparedRequest], on_status: Callable[[str], None] | None,
+                 watch: Stopwatch) -> None:
         self.options, self.given, self.model_path, self.requests = options, given, model_path, requests
         self.on_status = on_status
+        self.watch = watch
         self.owned: dict[str, Backend] = {}
+        self.loading: dict[str, Future[Backend]] = {}
+        self.closing: list[threading.Thread] = []
+
+    def _create(self, role: str, stage: str) -> Backend:
+        choice: BackendChoice = getattr(self.options, role)
+        load = {"dtype": self.options.dtype, **vllm_engine_options(choice.kind, self.requests), **choice.options}
+        with self.watch.stage(stage):
+            return create_backend(choice.kind, model=self.model_path, **load)
+
+    def prefetch(self, role: str) -> None:
+        """Load an in-process backend on a thread while the main thread waits on the other engine's
+        generation (never while an engine is being spawned: a fork during a load could deadlock)."""
+        if role in self.given or role in self.owned or role in self.loading:
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hf2vllm-load-{role}")
+        self.loading[role] = pool.submit(self._create, role, f"{role} load (overlapped)")
+        pool.shutdown(wait=False)
 
     def get(self, role: str, purpose: str = "") -> Backend:
         if role in self.given:
             return self.given[role]
+        if role in self.loading:
+            with self.watch.stage(f"{role} load (waited)"):
+                self.owned[role] = self.loading.pop(role).result()
         if role not in self.owned:
             choice: BackendChoice = getattr(self.options, role)
             if self.on_status:
                 self.on_status(f"loading {choice.kind} backend{purpose}")
-            load = {"dtype": self.options.dtype, **vllm_engine_options(choice.kind, self.requests), **choice.options}
-            self.owned[role] = create_backend(choice.kind, model=self.model_path, **load)
+            self.owned[role] = self._create(role, f"{role} load")
         return self.owned[role]
 
+    def _close_one(self, name: str, backend: Backend, stage: str) -> None:
+        with self.watch.stage(stage):
+            backend.close()
+            gc.collect()
+
+    def close_in_background(self, role: str) -> None:
+        """Shut an engine down on a thread while the other side finishes (``close`` waits for it)."""
+        backend = self.owned.pop(role, None)
+        if backend is not None:
+            thread = threading.Thread(target=self._close_one, args=(role, backend, f"{role} close (overlapped)"))
+            thread.start()
+            self.closing.append(thread)
+
     def close(self, role: str | None = None) -> None:
+        for name in [role] if role else list(self.loading):
+            if name in self.loading:  # a failed run must not leave a load behind
+                self.owned[name] = self.loading.pop(name).result()
         for name in [role] if role else list(self.owned):
             backend = self.owned.pop(name, None)
             if backend is not None:
-                backend.close()
-                del backend
-                gc.collect()
+                self._close_one(name, backend, f"{name} close")
+        if role is None:
+            for thread in self.closing:
+                thread.join()
 
 
 class _Outcome(BaseModel):
@@ -323,16 +379,18 @@ def run_compare(
     from hf2vllm.models import resolve_model
 
     started = time.perf_counter()
+    watch = Stopwatch()
     backends = backends or {}
     for role, choice in (("reference", options.reference), ("candidate", options.candidate)):
         if role not in backends:
             backend_class(choice.kind).check_available()  # fail before minutes of work on the other side
-    model_path = resolve_model(options.model)
-    tokenizer = load_tokenizer(model_path)
-    spec = resolve_spec(options, model_path, tokenizer)
-    choices = {"reference": options.reference, "candidate": options.candidate}
-    # One tokenisation path; a side's PromptOptions make its prompt differ only when asked to.
-    prepared = {role: prepare_prompt_set(options, model_path, tokenizer, c.prompt) for role, c in choices.items()}
+    with watch.stage("prepare prompts"):
+        model_path = resolve_model(options.model)
+        tokenizer = load_tokenizer(model_path)
+        spec = resolve_spec(options, model_path, tokenizer)
+        choices = {"reference": options.reference, "candidate": options.candidate}
+        # One tokenisation path; a side's PromptOptions make its prompt differ only when asked to.
+        prepared = {role: prepare_prompt_set(options, model_path, tokenizer, c.prompt) for role, c in choices.items()}
     requests = prepared["reference"]
     specs = {role: side_spec(spec, c) for role, c in choices.items()}
     if options.candidate.kind != "hf":
@@ -343,13 +401,14 @@ def run_compare(
     diagnosing = options.explain and spec.logprobs is not None
     explaining = diagnosing and not has_images(requests)
     context = model_context_length(model_path)
-    sides = _Sides(options, backends, model_path, requests, on_status)
+    sides = _Sides(options, backends, model_path, requests, on_status, watch)
     run = _teacher_forced if method == "teacher_forcing" else _hf_generate
     try:
         outcome = run(options, sides, prepared, specs, model_path, context, tokenizer, progress, on_status,
                       explaining=explaining)
     finally:
         sides.close()
+    explain_started = time.perf_counter()
     ref_run, cand_run = outcome.runs["reference"], outcome.runs["candidate"]
     rows = compare_results(requests, ref_run.results, cand_run.results, tokenizer)
     for row in rows:
@@ -389,7 +448,11 @@ def run_compare(
                 survival=survival_curve([(r.first_divergence, _shared_length(r)) for r in rows]),
                 collapse=collapse, names=(options.reference.kind, options.candidate.kind),
             )
+    watch.seconds["verdicts and causes"] = round(time.perf_counter() - explain_started, 3)
     device = str(ref_run.options.get("device", "cpu"))
+    with watch.stage("report"):
+        environment = collect_environment(model_path, device)
+        strings = token_strings(rows, tokenizer)
     return CompareReport(
         reference=options.reference.kind,
         candidate=options.candidate.kind,
@@ -398,17 +461,18 @@ def run_compare(
         summary=summarise(rows, pooled),
         backends=[ref_run.summary(), cand_run.summary()],
         requests=rows,
-        environment=collect_environment(model_path, device),
+        environment=environment,
         logprobs_mode=(outcome.logprobs_mode or diagnose.RAW_LOGPROBS) if spec.logprobs is not None else None,
         logprobs_top_k=spec.logprobs,
         causes=causes,
         sides=[outcome.setups[role] for role in ("reference", "candidate")],
-        token_strings=token_strings(rows, tokenizer),
+        token_strings=strings,
         verdict_method=method,  # type: ignore[arg-type]
         verdict_method_note=method_note,
         noise=outcome.calibration,
         run_verdict=verdict,
         wall_seconds=round(time.perf_counter() - started, 3),
+        stage_seconds=watch.seconds,
     )
 
 
@@ -431,11 +495,13 @@ def _setup(role: str, choice: BackendChoice, backend: Backend, spec: GenerationS
 
 def _generate(
     role: str, choice: BackendChoice, backend: Backend, requests: Sequence[PreparedRequest], spec: GenerationSpec,
-    setup: diagnose.SideSetup, tokenizer: Any, progress: ProgressFactory | None, label: str = "generate",
+    setup: diagnose.SideSetup, tokenizer: Any, progress: ProgressFactory | None, watch: Stopwatch,
+    label: str = "generate",
 ) -> tuple[list[GenerationResult], float]:
     callback = progress(f"{choice.kind} {label}", len(requests)) if progress and requests else None
     start = time.perf_counter()
-    results = diagnose.generate_fitting(backend, requests, spec, setup.max_model_len, callback)
+    with watch.stage(f"{role} {label}"):
+        results = diagnose.generate_fitting(backend, requests, spec, setup.max_model_len, callback)
     seconds = time.perf_counter() - start
     if choice.decode:
         results = [_redecode(r, tokenizer, choice.decode) for r in results]
@@ -463,8 +529,11 @@ def _teacher_forced(
     top_k = ref_spec.logprobs or 0
     candidate = sides.get("candidate")
     cand_setup = _setup("candidate", cand_choice, candidate, cand_spec, model_path, context)
+    watch = sides.watch
+    if ref_choice.kind == "hf":
+        sides.prefetch("reference")
     cand_results, cand_seconds = _generate("candidate", cand_choice, candidate, prepared["candidate"], cand_spec,
-                                           cand_setup, tokenizer, progress)
+                                           cand_setup, tokenizer, progress, watch)
     mode = _candidate_logprobs_mode(candidate, cand_spec, cand_results) if cand_spec.logprobs is not None else None
     # The candidate stays loaded: the reference's forks are scored on it and probed for batch effects.
     reference = sides.get("reference", " (teacher forcing)")
@@ -479,9 +548,10 @@ def _teacher_forced(
     ]
     start = time.perf_counter()
     callback = progress(f"{ref_choice.kind} teacher-force", len(forced)) if progress and forced else None
-    scored = reference.teacher_force(  # type: ignore[attr-defined]
-        forced, [cand_by_id[r.id].output_token_ids for r in forced], top_k=top_k, spec=ref_spec, progress=callback,
-    ) if forced else []
+    with watch.stage("reference teacher-force"):
+        scored = reference.teacher_force(  # type: ignore[attr-defined]
+            forced, [cand_by_id[r.id].output_token_ids for r in forced], top_k=top_k, spec=ref_spec, progress=callback,
+        ) if forced else []
     by_id = {s.request_id: s for s in scored}
     forks: dict[str, int | None] = {}
     for req in requests:
@@ -493,8 +563,10 @@ def _teacher_forced(
             min_new_tokens=own.min_new_tokens, max_new_tokens=own.max_new_tokens,
         )
     to_generate = [r for r in requests if forks[r.id] is not None]
+    if not to_generate:
+        sides.close_in_background("candidate")  # nothing left for it: no fork to score or probe
     generated, _ = _generate("reference", ref_choice, reference, to_generate, ref_spec, ref_setup, tokenizer,
-                             progress, label="generate forks")
+                             progress, watch, label="generate forks")
     generated_by_id = {r.request_id: r for r in generated}
     ref_results = [
         generated_by_id.get(r.id) or reproduced_result(
@@ -507,11 +579,12 @@ def _teacher_forced(
     if explaining and by_id:
         if on_status:
             on_status(f"{ref_choice.kind}: measuring its own noise")
-        calibration = diagnose.calibrate_reference(
-            reference, requests, by_id, {r.id: cand_by_id[r.id].output_token_ids for r in forced}, generated,
-            count=options.calibration_requests, top_k=top_k, dtype=ref_setup.dtype,
-            device=str(reference.describe().get("device", "cpu")),
-        )
+        with watch.stage("reference noise calibration"):
+            calibration = diagnose.calibrate_reference(
+                reference, requests, by_id, {r.id: cand_by_id[r.id].output_token_ids for r in forced}, generated,
+                count=options.calibration_requests, top_k=top_k, dtype=ref_setup.dtype,
+                device=str(reference.describe().get("device", "cpu")),
+            )
     ref_seconds = time.perf_counter() - start
     scores: dict[str, dict[str, Any]] = {"reference": by_id, "candidate": {}}
     probes: dict[str, Any] = {}
@@ -520,14 +593,18 @@ def _teacher_forced(
             on_status(f"{cand_choice.kind}: scoring the reference's forks and batch probe")
         cand_requests = {r.id: r for r in prepared["candidate"]}
         forked = [cand_requests[r.request_id] for r in generated]
-        scores["candidate"] = diagnose.score_where_possible(candidate, forked, generated, cand_setup.max_model_len, top_k)
-        divergent = [
-            r.request_id for r in generated
-            if r.output_token_ids != cand_by_id[r.request_id].output_token_ids
-            and cand_by_id[r.request_id].finish_reason != diagnose.CONTEXT_LENGTH
-        ][: options.batch_probe_limit]
+        with watch.stage("candidate scores forks"):
+            scores["candidate"] = diagnose.score_where_possible(
+                candidate, forked, generated, cand_setup.max_model_len, top_k
+            )
+        # Forks already explained as near ties need no probe: batch effects matter where noise does not explain.
+        noise = NoiseModel(measured=calibration.noise if calibration else 0.0, dtype=ref_setup.dtype)
+        divergent = diagnose.unexplained_forks(
+            generated, cand_results, prepared["reference"], prepared["candidate"], noise
+        )[: options.batch_probe_limit]
         fitting = [r for r in prepared["candidate"] if diagnose.fits(r, cand_setup.max_model_len)]
-        probes = diagnose.probe_batches(candidate, fitting, cand_results, divergent, cand_spec)
+        with watch.stage("candidate batch probe"):
+            probes = diagnose.probe_batches(candidate, fitting, cand_results, divergent, cand_spec)
     return _Outcome(
         runs={
             "reference": BackendRun(name=ref_choice.kind, options=reference.describe(), load_seconds=reference.load_seconds,
@@ -558,7 +635,8 @@ def _hf_generate(
         choice: BackendChoice = getattr(options, role)
         backend = sides.get(role)
         setups[role] = setup = _setup(role, choice, backend, specs[role], model_path, context)
-        results, seconds = _generate(role, choice, backend, prepared[role], specs[role], setup, tokenizer, progress)
+        results, seconds = _generate(role, choice, backend, prepared[role], specs[role], setup, tokenizer, progress,
+                                     sides.watch)
         runs[role] = BackendRun(name=choice.kind, options=backend.describe(), load_seconds=backend.load_seconds,
                                 generate_seconds=seconds, results=results)
         if role == "candidate" and specs[role].logprobs is not None:
@@ -568,16 +646,18 @@ def _hf_generate(
             # the divergent requests to probe batch sensitivity.
             if on_status:
                 on_status(f"{choice.kind}: teacher-forced scoring and batch probe")
-            scores["candidate"] = diagnose.score_where_possible(
-                backend, prepared[role], runs["reference"].results, setup.max_model_len, top_k
-            )
+            with sides.watch.stage("candidate scores reference"):
+                scores["candidate"] = diagnose.score_where_possible(
+                    backend, prepared[role], runs["reference"].results, setup.max_model_len, top_k
+                )
             divergent = [
                 a.request_id
                 for a, b in zip(runs["reference"].results, results, strict=True)
                 if a.output_token_ids != b.output_token_ids and b.finish_reason != diagnose.CONTEXT_LENGTH
             ][: options.batch_probe_limit]
             fitting = [r for r in prepared[role] if diagnose.fits(r, setup.max_model_len)]
-            probes = diagnose.probe_batches(backend, fitting, results, divergent, specs[role])
+            with sides.watch.stage("candidate batch probe"):
+                probes = diagnose.probe_batches(backend, fitting, results, divergent, specs[role])
         sides.close(role)  # peak memory stays one model
     calibration = None
     if explaining:
@@ -585,15 +665,17 @@ def _hf_generate(
         # its own noise; a reference we own is loaded again rather than kept alongside the candidate.
         backend = sides.get("reference", " for teacher-forced scoring")
         cand = runs["candidate"].results
-        scores["reference"] = diagnose.score_where_possible(
-            backend, prepared["reference"], cand, setups["reference"].max_model_len, top_k
-        )
+        with sides.watch.stage("reference scores candidate"):
+            scores["reference"] = diagnose.score_where_possible(
+                backend, prepared["reference"], cand, setups["reference"].max_model_len, top_k
+            )
         continuations = {r.request_id: r.output_token_ids for r in cand}
-        calibration = diagnose.calibrate_reference(
-            backend, prepared["reference"], scores["reference"], continuations, runs["reference"].results,
-            count=options.calibration_requests, top_k=top_k, dtype=setups["reference"].dtype,
-            device=str(backend.describe().get("device", "cpu")),
-        )
+        with sides.watch.stage("reference noise calibration"):
+            calibration = diagnose.calibrate_reference(
+                backend, prepared["reference"], scores["reference"], continuations, runs["reference"].results,
+                count=options.calibration_requests, top_k=top_k, dtype=setups["reference"].dtype,
+                device=str(backend.describe().get("device", "cpu")),
+            )
     return _Outcome(runs=runs, setups=setups, scores=scores, probes=probes, calibration=calibration,
                     logprobs_mode=mode)
 

@@ -276,6 +276,9 @@ class CompareReport(BaseModel):
     noise: NoiseCalibration | None = None
     run_verdict: RunVerdict | None = None
     wall_seconds: float | None = Field(None, description="Wall time of the whole comparison (loads included).")
+    stage_seconds: dict[str, float] = Field(
+        default_factory=dict, description="Where the wall time went, stage by stage (loads, generation, scoring, ...)."
+    )
     logprobs_top_k: int | None = None
     causes: list[Cause] = Field(default_factory=list, description="Named reasons for differences, with evidence.")
     sides: list[SideSetup] = Field(default_factory=list)
