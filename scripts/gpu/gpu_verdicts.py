@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--only-time", action="store_true", help="skip the clean and fault runs")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.5)
+    parser.add_argument("--eager", action="store_true", help="vLLM enforce_eager (skips torch.compile and CUDA graphs)")
     parser.add_argument("--device", default="cuda", help="cpu: a local smoke run of this script")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -113,7 +114,7 @@ def main() -> None:
         time_to_verdict(args, result, save)
         return
     hf_options = {"device": args.device, "batch_size": 32}
-    vllm_options: dict[str, Any] = {"enforce_eager": not on_gpu}
+    vllm_options: dict[str, Any] = {"enforce_eager": args.eager or not on_gpu}
     if on_gpu:
         vllm_options["gpu_memory_utilization"] = args.gpu_memory_utilization
     start = time.perf_counter()
