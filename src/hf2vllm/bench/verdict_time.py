@@ -290,12 +290,10 @@ def render_table(result: VerdictTimeResult) -> str:
 
 
 def write_json(result: VerdictTimeResult, path: Path) -> Path:
-    """Atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    """Atomically (temp file + rename), like bench.json."""
+    from hf2vllm.bench.outputs.json_file import write_json as write_model
+
+    return write_model(result, path)
 
 
 def write_markdown(result: VerdictTimeResult, path: Path) -> Path:

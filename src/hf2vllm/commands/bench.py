@@ -241,18 +241,9 @@ def verdict(
         raise InputError(f"--device: expected cpu or cuda, got {device!r}")
     console = Console()
     with _bars(console) as bars:
-        status_task = None
+        from hf2vllm.commands.progress import progress_callbacks
 
-        def on_status(message: str) -> None:
-            nonlocal status_task
-            if status_task is not None:
-                bars.remove_task(status_task)
-            status_task = bars.add_task(message, total=None)
-
-        def progress(label: str, total: int):  # type: ignore[no-untyped-def]
-            task = bars.add_task(label, total=total)
-            return lambda n: bars.advance(task, n)
-
+        on_status, progress = progress_callbacks(bars)
         result = run_verdict_time(model=model, dtype=normalise_dtype(dtype), max_new_tokens=max_new_tokens,
                                   limit=limit, device=device, repeats=repeats,  # type: ignore[arg-type]
                                   progress=progress, on_status=on_status,

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from hf2vllm.commands.progress import progress_callbacks
 from hf2vllm.commands.quiet import quiet_model_libraries
 
 
@@ -54,7 +55,7 @@ def compare(
         False, "--hf-generate", help="HF generate()s every request (the slower path). Default for greedy runs: "
         "vLLM generates, HF scores its answers in batched forward passes and generates only where its greedy pick differs."
     ),
-    calibration_requests: int = typer.Option(16, "--calibration-requests", min=1, help="Requests HF scores a second time, each alone, to measure its own numerical noise (the near-tie threshold)."),
+    calibration_requests: int = typer.Option(16, "--calibration-requests", min=1, help="Requests HF scores a second time in its other batch layout (alone vs padded batches) to measure its own numerical noise (the near-tie threshold)."),
     task: str = typer.Option("generate", "--task", help="generate | hidden-states (per-token last layer) | embed (sequence embeddings)."),
     probe: Path = typer.Option(None, "--probe", help="Probe head (safetensors/torch state dict) to run on both sides' hidden states."),
     lora: Path = typer.Option(None, "--lora", help="PEFT LoRA adapter dir: inspected first, then verified applied on both sides."),
@@ -154,19 +155,7 @@ def compare(
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bars:
-        status_task = None
-
-        def on_status(message: str) -> None:
-            nonlocal status_task
-            if status_task is not None:
-                bars.remove_task(status_task)
-            status_task = bars.add_task(message, total=None)
-
-        def progress(label: str, total: int):  # type: ignore[no-untyped-def]
-            if status_task is not None:
-                bars.update(status_task, visible=False)
-            task = bars.add_task(label, total=total)
-            return lambda n: bars.advance(task, n)
+        on_status, progress = progress_callbacks(bars)
 
         report = run_compare(options, progress=progress, on_status=on_status)
     render_report(report, console, only_mismatches=only_mismatches)

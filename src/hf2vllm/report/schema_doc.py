@@ -72,7 +72,10 @@ def render_schema_doc() -> str:
         "",
         "Changes: 1.1 added verdicts (`match`/`near_tie`/`mismatch`), divergence diagnoses, named causes with "
         "evidence, per-step logprobs, teacher-forced logprob statistics, batch probes, text similarity, "
-        "per-side setups and `token_strings`.",
+        "per-side setups and `token_strings`. 1.2 added `verdict_method` (teacher forcing), `noise` (the "
+        "reference measured against itself), `run_verdict` (survival curve, collapse check), `wall_seconds`, "
+        "`stage_seconds`, per-step `top_logits`, per-request forks and degenerate flags; `logprobs_mode` now "
+        "holds the candidate engine's own mode (`raw_logprobs`; 1.1 wrote `raw`).",
         "",
     ]
     return "\n".join(header + sections).rstrip() + "\n"

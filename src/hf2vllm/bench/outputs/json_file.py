@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hf2vllm.bench.schema import BenchReport
 from hf2vllm.errors import InputError
 
 
-def write_json(report: BenchReport, path: Path) -> Path:
+def write_json(report: BaseModel, path: Path) -> Path:
     """Write atomically (temp file + rename): a run cut short never leaves half a JSON file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
