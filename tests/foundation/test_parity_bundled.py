@@ -76,7 +76,7 @@ def test_teacher_forced_verdict_equals_the_hf_generate_verdict_request_by_reques
 def test_reference_noise_is_measured_and_vllm_is_within_it(bundled_report: CompareReport) -> None:
     noise = bundled_report.noise
     assert noise is not None and noise.dtype == "float32" and noise.device == "cpu"
-    assert noise.requests == 16 and noise.reference_vs_reference.tokens > 100
+    assert 8 <= noise.requests <= 16 and noise.reference_vs_reference.tokens > 100  # 16 at most, 2,048 positions
     # float32 on CPU: HF against itself (other batch layout) moves logprobs by ~1e-5, never by 1e-3
     assert 0.0 < noise.noise < 1e-3
     verdict = bundled_report.run_verdict

