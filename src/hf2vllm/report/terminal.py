@@ -77,7 +77,7 @@ def render_diagnosis(report: CompareReport, console: Console, *, worst: int = 5)
     tf = s.teacher_forcing
     if tf is not None and tf.tokens:
         console.print(
-            f"teacher forcing ({report.logprobs_mode} logprobs, {tf.tokens} positions): |Δlogprob| max "
+            f"teacher forcing ({report.logprobs_mode}, {tf.tokens} positions): |Δlogprob| max "
             f"{tf.max_abs_diff:.4g} · mean {tf.mean_abs_diff:.4g} · p99 {tf.p99_abs_diff:.4g} · "
             f"argmax agreement {tf.argmax_agreement:.1%}"
         )
