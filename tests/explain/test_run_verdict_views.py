@@ -143,7 +143,7 @@ def test_a_1_1_report_renders_without_the_new_lines() -> None:
     reloaded = CompareReport.model_validate_json(saved_as_1_1)
     text = " ".join(terminal(reloaded).split())
     assert "hf: load 1.0s, generate 2.5s, 14.4 tok/s" in text
-    assert "teacher forcing (raw_logprobs logprobs, 40 positions)" in text
+    assert "teacher forcing (raw_logprobs, 40 positions)" in text
     for absent in ("verdict by", "noise (", "run verdict", "free-running", "identical answers", "score+forks"):
         assert absent not in text
     html = render_html(reloaded)

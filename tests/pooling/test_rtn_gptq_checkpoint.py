@@ -91,11 +91,15 @@ def test_vllm_side_of_the_gptq_copy_runs_bfloat16_or_is_refused_without_the_cpu_
     assert side.dtype == "bfloat16" and "float32" in side.dtype_reason and "bfloat16" in side.dtype_reason
 
 
-def test_w8a8_copy_runs_float32_on_the_vllm_side(w8a8_copy, bundled_model: Path) -> None:  # type: ignore[no-untyped-def]
+def test_w8a8_copy_runs_float32_on_the_vllm_side_unless_the_cpu_has_amx(w8a8_copy, bundled_model: Path) -> None:  # type: ignore[no-untyped-def]
     from safetensors import safe_open
 
+    from hf2vllm.pooling.vllm_side import amx_int8_activation_reason, read_quantization_config
+
     side = resolve_vllm_side(bundled_model, w8a8_copy.path, dtype="float32", quantization=None)
-    assert (side.quantization, side.bits, side.dtype, side.dtype_reason) == ("compressed-tensors", 8, "float32", None)
+    amx = amx_int8_activation_reason(read_quantization_config(w8a8_copy.path) or {})
+    expected = ("float32", None) if amx is None else ("bfloat16", f"{amx}; HF stays float32")
+    assert (side.quantization, side.bits, side.dtype, side.dtype_reason) == ("compressed-tensors", 8, *expected)
     with safe_open(str(w8a8_copy.path / "model.safetensors"), "pt") as fh:
         weight = fh.get_tensor("model.layers.0.mlp.down_proj.weight")
         scale = fh.get_tensor("model.layers.0.mlp.down_proj.weight_scale")
