@@ -80,3 +80,11 @@ def test_compare_end_to_end_prints_table_and_writes_a_valid_report(tmp_path: Pat
     report = CompareReport.model_validate_json((out / "report.json").read_text())
     assert [r.id for r in report.requests] == ["capital", "line-2"]
     assert report.generation["max_new_tokens"] == 8
+
+
+def test_candidate_logprobs_mode_that_returns_logits_exits_2_before_any_engine(bundled_model: Path) -> None:
+    # raw_logits are not log-probabilities: comparing them with HF's raw logprobs would mislabel every number.
+    done = hf2vllm("compare", "--limit", "1", "--vllm-option", "logprobs_mode=raw_logits")
+    assert_one_line_error(done, "logprobs_mode='raw_logits' returns logits")
+    assert "logprobs_mode='raw_logprobs'" in done.stderr + done.stdout
+    assert "Loading" not in done.stderr and "EngineCore" not in done.stderr
