@@ -90,6 +90,11 @@ def generate_fitting(
     ]
 
 
+def answer_fits(request: PreparedRequest, answer: Sequence[int], max_model_len: int | None) -> bool:
+    """A non-empty answer that a side can score: prompt + answer within its context."""
+    return bool(answer) and (max_model_len is None or len(request.prompt_token_ids) + len(answer) <= max_model_len)
+
+
 def score_where_possible(
     backend: Backend,
     requests: Sequence[PreparedRequest],
@@ -102,8 +107,7 @@ def score_where_possible(
     pairs = [
         (req, res.output_token_ids)
         for req, res in zip(requests, continuations, strict=True)
-        if res.output_token_ids
-        and (max_model_len is None or len(req.prompt_token_ids) + len(res.output_token_ids) <= max_model_len)
+        if answer_fits(req, res.output_token_ids, max_model_len)
     ]
     if not pairs:
         return {}

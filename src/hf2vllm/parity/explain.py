@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from hf2vllm.backends.base import StepLogprobs
-from hf2vllm.parity.noise import NEAR_TIE_FACTOR, NoiseModel
+from hf2vllm.parity.noise import NEAR_TIE_FACTOR, NoiseModel, top1
 from hf2vllm.report.schema import Cause, DeltaStats, DivergenceDiagnosis, SideSetup, TeacherForcing
 
 Decode = Callable[[Sequence[int]], str]
@@ -155,12 +155,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[int(rank) - 1]
 
 
-def _top1(step: StepLogprobs) -> int:
-    if step.top:
-        return max(step.top.items(), key=lambda kv: kv[1])[0]
-    return step.token_id
-
-
 def delta_stats(diffs: Sequence[float], agreements: Sequence[bool]) -> DeltaStats:
     if not diffs:
         return DeltaStats(tokens=0, max_abs_diff=0.0, mean_abs_diff=0.0, p99_abs_diff=0.0, argmax_agreement=1.0)
@@ -191,7 +185,7 @@ def teacher_forcing(
     ):
         for g, s in zip(gen, scored, strict=False):
             out.append(round(s.logprob - g.logprob, 6))
-            agree.append(_top1(g) == _top1(s))
+            agree.append(top1(g) == top1(s))
     stats = delta_stats(ref_diff + cand_diff, agree)
     return TeacherForcing(reference_output_diff=ref_diff, candidate_output_diff=cand_diff, stats=stats), agree
 

@@ -540,12 +540,7 @@ def _teacher_forced(
     ref_setup = _setup("reference", ref_choice, reference, ref_spec, model_path, context)
     requests = prepared["reference"]
     cand_by_id = {r.request_id: r for r in cand_results}
-    forced = [
-        r for r in requests
-        if cand_by_id[r.id].output_token_ids
-        and (ref_setup.max_model_len is None
-             or len(r.prompt_token_ids) + len(cand_by_id[r.id].output_token_ids) <= ref_setup.max_model_len)
-    ]
+    forced = [r for r in requests if diagnose.answer_fits(r, cand_by_id[r.id].output_token_ids, ref_setup.max_model_len)]
     start = time.perf_counter()
     callback = progress(f"{ref_choice.kind} teacher-force", len(forced)) if progress and forced else None
     with watch.stage("reference teacher-force"):
