@@ -33,3 +33,32 @@ class ParityGateError(HF2VLLMError):
     """Parity fell below a gate the user set (``--min-exact-match``): exit code 1, not a usage error."""
 
     exit_code = 1
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line, with anything shaped like a credential masked (checks.looks_like_secret)."""
+    from hf2vllm.checks import mask_secrets
+
+    return mask_secrets(" ".join(message.split()))
+
+
+def save_traceback(err: BaseException) -> str:
+    """Write ``err``'s traceback (credentials masked) to ``$HF2VLLM_HOME``/last-error.log; its path."""
+    import os
+    import tempfile
+    import traceback
+    from pathlib import Path
+
+    from hf2vllm.checks import mask_secrets
+
+    home = Path(os.environ.get("HF2VLLM_HOME") or Path.home() / ".cache" / "hf2vllm")
+    text = mask_secrets("".join(traceback.format_exception(err)))
+    for folder in (home, Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / "last-error.log"
+            path.write_text(text, encoding="utf-8")
+            return str(path)
+        except OSError:
+            continue
+    return "(nowhere: no writable folder)"

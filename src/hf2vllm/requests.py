@@ -39,13 +39,66 @@ class ChatRequest(BaseModel):
     def _exactly_one_input(self) -> ChatRequest:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError('give exactly one of "messages" or "prompt"')
+        if self.prompt is not None and not self.prompt.strip():
+            raise ValueError('"prompt" is empty; give the text to complete')
         if self.messages is not None:
             if not self.messages:
-                raise ValueError('"messages" is empty')
+                raise ValueError('"messages" is empty; give at least one {"role": "user", "content": "..."}')
             for i, msg in enumerate(self.messages):
                 if not isinstance(msg, dict) or "role" not in msg or "content" not in msg:
                     raise ValueError(f'messages[{i}] needs "role" and "content"')
+                _check_role(msg["role"], i)
+                _check_content(msg["content"], i)
         return self
+
+
+CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
+"""The roles chat templates know; any other is a typo that a template would render as-is or drop."""
+
+
+def _check_role(role: Any, i: int) -> None:
+    if role in CHAT_ROLES:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(str(role), CHAT_ROLES, n=1) if isinstance(role, str) else []
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"messages[{i}].role {role!r} is not a chat role (known: {', '.join(CHAT_ROLES)}){hint}")
+
+
+def _check_content(content: Any, i: int) -> None:
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list) or not content:
+        kinds = {bool: "true/false", int: "a number", float: "a number", dict: "an object", type(None): "null"}
+        got = "an empty list" if content == [] else kinds.get(type(content), type(content).__name__)
+        raise ValueError(f"messages[{i}].content must be a string or a non-empty list of parts, got {got}")
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise ValueError(f'messages[{i}].content[{j}] must be an object with a "type" (text, image_url or image)')
+
+
+def image_parts(request: ChatRequest) -> list[str]:
+    """Where ``request`` holds an image part (``messages[0].content[1]``), in order."""
+    return [
+        f"messages[{i}].content[{j}]"
+        for i, msg in enumerate(request.messages or [])
+        if isinstance(msg.get("content"), list)
+        for j, part in enumerate(msg["content"])
+        if isinstance(part, dict) and part.get("type") in {"image", "image_url"}
+    ]
+
+
+def check_text_only(requests: Sequence[ChatRequest], model: str | Path | None = None) -> None:
+    """Refuse image parts for a model without a vision tower, naming the first request that has one."""
+    for req in requests:
+        found = image_parts(req)
+        if found:
+            name = f"the model {model}" if model else "the model"
+            raise InputError(
+                f"request {req.id!r} {found[0]} is an image, but {name} is text-only (no vision_config in its "
+                "config.json); use a vision-language model or drop the image parts"
+            )
 
 
 class PreparedRequest(BaseModel):
@@ -88,39 +141,67 @@ def bundled_prompts_path() -> Path:
 def load_requests(path: str | Path) -> list[ChatRequest]:
     """Read a JSONL prompt file; any malformed line raises ``InputError`` naming ``file:line``."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"prompts file not found: {path}")
+    if not path.is_file():
+        raise InputError(f"prompts file {path} is a directory; give the JSONL file itself")
     requests: list[ChatRequest] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(raw, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(raw).__name__}")
-            known = {"id", "messages", "prompt"}
-            payload = {k: v for k, v in raw.items() if k in known}
-            payload.setdefault("id", f"line-{lineno}")
-            payload["id"] = str(payload["id"])
-            payload["metadata"] = {k: v for k, v in raw.items() if k not in known}
-            try:
-                req = ChatRequest.model_validate(payload)
-            except ValidationError as err:
-                first = err.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                msg = first["msg"].removeprefix("Value error, ")
-                raise InputError(f"{path}:{lineno}: {msg}{f' (at {where})' if where else ''}") from None
-            if req.id in seen:
-                raise InputError(f"{path}:{lineno}: duplicate id {req.id!r} (first on line {seen[req.id]})")
-            seen[req.id] = lineno
-            requests.append(req)
+    text = _read_utf8(path).removeprefix("\ufeff")  # a BOM (Windows editors) is not content
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(raw, dict):
+            raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(raw).__name__}")
+        known = {"id", "messages", "prompt"}
+        if "messages" not in raw and "prompt" not in raw:
+            raise InputError(f"{path}:{lineno}: {_missing_input(raw)}")
+        payload = {k: v for k, v in raw.items() if k in known}
+        payload.setdefault("id", f"line-{lineno}")
+        payload["id"] = str(payload["id"])
+        payload["metadata"] = {k: v for k, v in raw.items() if k not in known}
+        try:
+            req = ChatRequest.model_validate(payload)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            msg = first["msg"].removeprefix("Value error, ")
+            raise InputError(f"{path}:{lineno}: {msg}{f' (at {where})' if where else ''}") from None
+        if req.id in seen:
+            raise InputError(f"{path}:{lineno}: duplicate id {req.id!r} (first on line {seen[req.id]})")
+        seen[req.id] = lineno
+        requests.append(req)
     if not requests:
         raise InputError(f"{path}: no requests in file")
     return requests
+
+
+def _read_utf8(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"prompts file {path}: cannot read it ({err.strerror or err})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise InputError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
+def _missing_input(raw: dict[str, Any]) -> str:
+    import difflib
+
+    for key in raw:
+        close = difflib.get_close_matches(str(key), ["messages", "prompt"], n=1, cutoff=0.7)
+        if close:
+            return f'unknown key {key!r}; did you mean "{close[0]}"? (give exactly one of "messages" or "prompt")'
+    return 'give exactly one of "messages" or "prompt"'
 
 
 def render_prompt(request: ChatRequest, tokenizer: Any, *, chat_template: bool = True) -> tuple[str, bool]:
@@ -152,6 +233,7 @@ def prepare_requests(
     ``options`` builds one side's prompts differently on purpose (see ``PromptOptions``).
     """
     options = options or PromptOptions(chat_template=chat_template)
+    check_text_only(requests, getattr(tokenizer, "name_or_path", None))
     prepared = []
     for req in requests:
         text, add_special = render_prompt(req, tokenizer, chat_template=options.chat_template)

@@ -148,6 +148,23 @@ def _gen_config_from(data: dict[str, Any], where: str) -> Any:
         raise InputError(f"{where}: {_first_line(err)}") from None
 
 
+_INTEGER_SETTINGS = ("max_new_tokens", "min_new_tokens", "max_length", "min_length", "top_k", "num_beams",
+                     "num_return_sequences", "no_repeat_ngram_size", "seed")
+_NUMBER_SETTINGS = ("temperature", "top_p", "min_p", "typical_p", "repetition_penalty", "length_penalty")
+
+
+def _check_number_types(kwargs: dict[str, Any]) -> None:
+    """A number setting given as a string or a boolean (``"max_new_tokens": "32"``) is named here; Transformers
+    would fail later with a comparison error that names no parameter."""
+    for name, value in kwargs.items():
+        if value is None:
+            continue
+        if name in _INTEGER_SETTINGS and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InputError(f"{name}={value!r}: expected an integer")
+        if name in _NUMBER_SETTINGS and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise InputError(f"{name}={value!r}: expected a number")
+
+
 def _named_error(err: BaseException, values: dict[str, Any]) -> str:
     """Transformers' message, prefixed with the parameter it names in backticks (``name=value: ...``)."""
     import re
@@ -207,6 +224,7 @@ def translate_hf(
     for key in kwargs:
         if key not in known:
             raise _unknown(key, known | {"seed"}, "generate()")
+    _check_number_types({**kwargs, "seed": seed})
     generate_args = {k: v for k, v in kwargs.items() if k in _generate_argument_names()}
     config_kwargs = {k: v for k, v in kwargs.items() if k not in generate_args}
     for key, value in generate_args.items():
@@ -327,6 +345,9 @@ def translate_hf(
         notes.append("vLLM arguments depend on the prompt length (max_length/min_length): pass --prompt-length")
     openai = spec.to_openai(prompt_length) if vllm_kwargs else {}
     hf_kwargs = spec.to_hf(generation_config=model_gc)
+    if model is None and tokenizer is None and generation_config is None and "eos_token_id" not in kwargs:
+        resolved = spec if prompt_length is None else spec.for_prompt(prompt_length)
+        notes.append(_leave_eos_to_model(resolved, vllm_kwargs, openai, hf_kwargs))
     lines = _hf_lines(kwargs, effective, model_gc, source, vllm_kwargs, seed)
     return Translation(spec=spec, vllm=vllm_kwargs, openai=openai, hf=hf_kwargs, notes=notes, lines=lines)
 
@@ -386,7 +407,8 @@ def _validate_with_transformers(gc: Any, do_sample: bool, tokenizer: Any) -> Non
             build()
         except (ValueError, TypeError) as err:
             value = getattr(gc, name)
-            hint = f" (Transformers wants a float: write {float(value)})" if type(value) is int else ""
+            wants_float = type(value) is int and "float" in str(err)
+            hint = f" (Transformers wants a float: write {float(value)})" if wants_float else ""
             raise InputError(f"{name}={value!r}: {_first_line(err)}{hint}") from None
     # Out-of-range values that Transformers silently skips (e.g. top_p>=1 builds no processor, greedy
     # ignores all sampling knobs) are still mistakes; vLLM would reject most of them.
@@ -510,18 +532,21 @@ def translate_vllm(kwargs: dict[str, Any], model: Any = None, tokenizer: Any = N
             )
     _validate_vllm(p)
     notes: list[str] = []
-    needs_model = (not p["ignore_eos"]) or p["bad_words"] or p["max_tokens"] is None
     model_gc = model_cfg = tok = None
     if model is not None or tokenizer is not None:
         model_gc, model_cfg, tok, _ = _load_model_parts(model, None, tokenizer)
-    elif needs_model:
-        why = ("ignore_eos is false, so vLLM also stops on the model's eos ids" if not p["ignore_eos"]
-               else "bad_words/max_tokens=None depend on the model")
-        raise InputError(f"{why}: pass --model DIR to resolve them (or set ignore_eos=true)")
+    elif p["bad_words"] or p["max_tokens"] is None:
+        raise InputError("bad_words/max_tokens=None depend on the model's tokenizer and context: pass --model DIR "
+                         "to resolve them")
+    elif not p["ignore_eos"] and p["stop_token_ids"]:
+        raise InputError("stop_token_ids with ignore_eos=false: vLLM stops on them and on the model's eos ids, and "
+                         "generate() needs both in one eos_token_id list: pass --model DIR to resolve the eos ids "
+                         "(or set ignore_eos=true)")
+    eos_from_model = not p["ignore_eos"] and model_gc is None and tok is None
 
     sampling = p["temperature"] >= VLLM_SAMPLING_EPS
     stop_ids = list(dict.fromkeys(int(t) for t in (p["stop_token_ids"] or [])))
-    if not p["ignore_eos"]:
+    if not p["ignore_eos"] and not eos_from_model:
         # SamplingParams.update_from_generation_config: tokenizer eos + generation_config eos ids.
         tok_eos = getattr(tok, "eos_token_id", None)
         cfg_eos = model_gc.eos_token_id if model_gc is not None else None
@@ -570,17 +595,34 @@ def translate_vllm(kwargs: dict[str, Any], model: Any = None, tokenizer: Any = N
             notes.append(f"{key}: {rule.why}")
     notes.extend(spec.describe_vllm_gap())
     hf_kwargs = spec.to_hf(generation_config=model_gc)
-    lines = [
-        ParameterLine(name=k, source="SamplingParams", hf={t: hf_kwargs.get(t) for t in _hf_targets(k)} or None,
-                      vllm=v, status=VLLM_RULES[k].status.value, why=VLLM_RULES[k].why)
-        for k, v in kwargs.items()
-    ]
     try:
         vllm_echo = spec.to_vllm()
         openai = spec.to_openai()
     except (UnsupportedParameterError, InputError):
         vllm_echo, openai = dict(kwargs), {}
+    if eos_from_model:
+        notes.append(_leave_eos_to_model(spec, vllm_echo, openai, hf_kwargs))
+    lines = [
+        ParameterLine(name=k, source="SamplingParams", hf={t: hf_kwargs.get(t) for t in _hf_targets(k)} or None,
+                      vllm=v, status=VLLM_RULES[k].status.value, why=VLLM_RULES[k].why)
+        for k, v in kwargs.items()
+    ]
     return Translation(spec=spec, vllm=vllm_echo, openai=openai, hf=hf_kwargs, notes=notes, lines=lines)
+
+
+def _leave_eos_to_model(spec: GenerationSpec, vllm: dict[str, Any], openai: dict[str, dict[str, Any]],
+                        hf: dict[str, Any]) -> str:
+    """Without a model its eos ids are unknown: leave them to the model on both sides, so what the user
+    wrote keeps its meaning (``min_new_tokens: 5`` stays ``min_tokens: 5``); the note says so."""
+    hf.pop("eos_token_id", None)
+    for body in [vllm, *openai.values()]:
+        if body:
+            body["ignore_eos"] = False
+            if "min_tokens" in body and spec.max_length is None:
+                body["min_tokens"] = min(spec.min_new_tokens, spec.max_new_tokens)
+    return ("eos ids: no --model, so the model supplies them: generate() takes eos_token_id from its "
+            "generation_config.json and vLLM (ignore_eos=False) stops on its tokenizer's and generation_config.json's "
+            "eos ids; pass --model DIR to state them explicitly")
 
 
 def _hf_targets(vllm_field: str) -> list[str]:
@@ -651,11 +693,40 @@ def _vllm_bad_words_ids(words: list[str], tokenizer: Any) -> list[list[int]]:
 
 
 
+def read_generation_config(path: str | Path, option: str) -> dict[str, Any]:
+    """A ``generation_config.json`` named on the command line (the file, or a directory holding one) as a
+    dict; a missing, unreadable or malformed one raises ``InputError`` naming ``option`` and the line."""
+    import json
+
+    from hf2vllm import checks
+
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "generation_config.json").is_file():
+            raise InputError(f"{option} {path}: a directory without generation_config.json; give the file")
+        path = path / "generation_config.json"
+    checks.input_file(path, option, what="generation_config.json")
+    try:
+        data = json.loads(checks.read_text(path, option))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{option} {path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{option} {path}: expected a JSON object of generation settings, "
+                         f"got a JSON {type(data).__name__}")
+    return data
+
+
 def spec_for_compare(hf_kwargs: dict[str, Any] | None, generation_config: Any, model_path: Any) -> GenerationSpec:
     """The spec ``hf2vllm compare --hf-kwargs/--generation-config`` runs: your production settings,
     resolved against the compared model exactly as ``generate()`` would (kwargs > the given or the
     model's ``generation_config.json`` > Transformers' defaults)."""
     spec = translate_hf(hf_kwargs or {}, generation_config=generation_config, model=model_path).spec
+    if spec.do_sample:
+        raise InputError(
+            "the generation config (--generation-config, or the model's generation_config.json) sets "
+            "do_sample=true, so generate() would sample; compare checks token-by-token parity, which needs "
+            'greedy decoding: add "do_sample": false to --hf-kwargs'
+        )
     if spec.max_length is not None or spec.min_length is not None:
         raise InputError(
             "max_length/min_length count the prompt, so they differ per request; compare runs one setting "
@@ -665,4 +736,4 @@ def spec_for_compare(hf_kwargs: dict[str, Any] | None, generation_config: Any, m
 
 
 __all__ = ["ParameterLine", "Translation", "translate_hf", "translate_vllm", "hf_parameter_names", "spec_for_compare",
-           "chat_end_of_turn_token"]
+           "chat_end_of_turn_token", "read_generation_config"]

@@ -18,9 +18,11 @@ from hf2vllm.bench.verdict_time import (
     build_result,
     ratio_of,
     render_table,
+    run_from_alone,
     run_from_report,
     run_order,
     summarise_path,
+    table_rows,
     verdict_sentence,
     write_json,
     write_markdown,
@@ -33,7 +35,8 @@ def make_run(path: str, wall: float, vllm_load: float = 20.0, vllm_gen: float = 
     return VerdictTimeRun(
         path=path, repeat=repeat, wall_seconds=wall, vllm_load_seconds=vllm_load, vllm_generate_seconds=vllm_gen,
         hf_load_seconds=2.0, hf_seconds=wall - vllm_load - vllm_gen - 2.0,
-        ratio=round(ratio_of(wall, vllm_load, vllm_gen), 3), verdicts={"match": 45, "near_tie": 3, "mismatch": 2},
+        ratio=round(ratio_of(wall, vllm_load, vllm_gen), 3), ratio_in_run=round(ratio_of(wall, vllm_load, vllm_gen), 3),
+        verdicts={"match": 45, "near_tie": 3, "mismatch": 2},
         exact_matches=45, requests=50, forks=forks if path == "teacher_forcing" else 50, **extra,  # type: ignore[arg-type]
     )
 
@@ -46,21 +49,42 @@ def test_ratio_is_wall_over_vllm_load_plus_generate() -> None:
 
 
 def test_order_alternates_abba_over_repeats() -> None:
-    assert run_order(("teacher_forcing", "hf_generate"), 1) == [(0, "teacher_forcing"), (0, "hf_generate")]
-    assert [p for _, p in run_order(("teacher_forcing", "hf_generate"), 4)] == [
-        "teacher_forcing", "hf_generate", "hf_generate", "teacher_forcing",
-        "teacher_forcing", "hf_generate", "hf_generate", "teacher_forcing",
+    paths = ("teacher_forcing", "hf_generate", "vllm_alone")
+    assert run_order(paths, 1) == [(0, "teacher_forcing"), (0, "hf_generate"), (0, "vllm_alone")]
+    assert [p for _, p in run_order(paths, 2)] == [
+        "teacher_forcing", "hf_generate", "vllm_alone", "vllm_alone", "hf_generate", "teacher_forcing",
     ]
-    assert [r for r, _ in run_order(("hf_generate", "teacher_forcing"), 3)] == [0, 0, 1, 1, 2, 2]
-    assert run_order(("hf_generate", "teacher_forcing"), 2)[0] == (0, "hf_generate")
+    assert [r for r, _ in run_order(("hf_generate", "vllm_alone", "teacher_forcing"), 2)] == [0, 0, 0, 1, 1, 1]
+    assert run_order(("vllm_alone", "hf_generate", "teacher_forcing"), 2)[0] == (0, "vllm_alone")
 
 
-@pytest.mark.parametrize("order, repeats", [(("teacher_forcing",), 1), (("hf_generate", "hf_generate"), 1),
-                                            (("teacher_forcing", "hf_generate", "x"), 1),
-                                            (("teacher_forcing", "hf_generate"), 0)])
+@pytest.mark.parametrize("order, repeats", [(("teacher_forcing", "hf_generate"), 1),
+                                            (("hf_generate", "hf_generate", "vllm_alone"), 1),
+                                            (("teacher_forcing", "hf_generate", "vllm_alone", "x"), 1),
+                                            (("teacher_forcing", "hf_generate", "vllm_alone"), 0)])
 def test_order_rejects_missing_duplicate_or_no_repeats(order: tuple[str, ...], repeats: int) -> None:
     with pytest.raises(InputError):
         run_order(order, repeats)
+
+
+def test_baseline_runs_are_the_denominator_and_the_in_run_ratio_is_kept() -> None:
+    # In-run vLLM 20 + 10 s; alone it took 16 + 8 and 18 + 9 s: medians 17 + 8.5 = 25.5 s.
+    runs = [make_run("teacher_forcing", 36.0), make_run("hf_generate", 102.0),
+            run_from_alone(SimpleNamespace(load_seconds=16.0, generate_seconds=8.0, results=[1] * 50), 0, 25.0),
+            run_from_alone(SimpleNamespace(load_seconds=18.0, generate_seconds=9.0, results=[1] * 50), 1, 28.0)]
+    result = build_result(runs, device="cpu")
+    assert result.baseline_seconds == 25.5
+    assert result.ratio_new == pytest.approx(36.0 / 25.5, abs=1e-3) and result.ratio_old == 4.0
+    assert result.paths["teacher_forcing"].ratio_in_run == 1.2
+    assert result.meets_target is True and "vLLM's own time 25.5 s (measured alone)" in verdict_sentence(result)
+    baseline_row = table_rows(result)[-1]
+    assert baseline_row[0].startswith("baseline: vLLM alone") and baseline_row[6] == "1 (denominator)"
+    alone = result.paths["vllm_alone"]
+    assert (alone.runs, alone.vllm_load_seconds, alone.vllm_generate_seconds, alone.requests) == (2, 17.0, 8.5, 50)
+    # Without a baseline the in-run figure is the ratio, and the sentence says so.
+    no_baseline = build_result(runs[:2], device="cpu")
+    assert no_baseline.ratio_new == 1.2 and no_baseline.baseline_seconds is None
+    assert "read from inside each compare run" in verdict_sentence(no_baseline)
 
 
 def test_medians_per_path_and_speedup() -> None:

@@ -33,3 +33,25 @@ def test_every_request_lands_in_exactly_one_batch_in_order(lengths, new, size, b
         width = max(lengths[i] for i in b) + new
         assert len(b) <= size
         assert len(b) == 1 or (len(b) * width <= budget and 2 * sum(lengths[i] + new for i in b) >= len(b) * width)
+
+
+def test_rest_batches_group_by_what_is_computed_and_do_not_pad_short_caches_to_long_ones() -> None:
+    from hf2vllm.backends.hf import rest_batches
+
+    rest = {0: 65, 1: 60, 2: 900, 3: 27, 4: 50}
+    cached = {0: 40, 1: 1700, 2: 800, 3: 1600, 4: 45}
+    # Two short prompts together; each long cache alone: padding a 45-token cache to 1,600 positions (copy
+    # and attention), or an answer of 60 to a prompt rest of 900, would cost more than it saves.
+    assert rest_batches(list(rest), rest, cached, 32, 16384) == [[4, 0], [3], [2], [1]]
+    assert rest_batches([0, 4], rest, cached, 1, 16384) == [[4], [0]]  # batch_size
+    assert rest_batches([0, 4], rest, cached, 32, 150) == [[4], [0]]  # padded positions, cache included
+
+
+def test_every_doctest_of_the_batching_module_holds() -> None:
+    import doctest
+
+    import hf2vllm.backends.hf as hf
+    import hf2vllm.parity.teacher_forced as teacher_forced
+
+    for module in (hf, teacher_forced):
+        assert doctest.testmod(module).failed == 0

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,40 @@ from hf2vllm.multimodal.hf_generate import generate_vl, load_vl_model
 from hf2vllm.multimodal.prepare import is_vision_language, load_processor
 from hf2vllm.requests import PreparedRequest
 from hf2vllm.spec import GenerationSpec
+
+
+logger = logging.getLogger(__name__)
+
+PREFILL_CHUNK_TOKENS = 256
+"""Prompt tokens per prefill step: one step on one CPU thread takes ~0.5 s for a 135M model, so a stop
+request is honoured quickly."""
+
+PREFILL_BUDGET_BYTES = 2 << 30
+"""Most KV cache kept for prefilled prompts; prompts beyond it are scored by the full pass as before."""
+
+
+@dataclass
+class PromptPrefix:
+    """The model's KV cache over the first ``length`` tokens of one prompt, computed ahead of teacher forcing."""
+
+    cache: Any
+    length: int
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` intra-op threads (process-wide), then restore the previous count.
+
+    Two thread pools on two cores spin against each other: on this machine HF's noise pass took 5.8 s
+    beside vLLM's shutdown and 2.0 s alone. Leaving the busy core to the other work avoids that."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @register_backend("hf")
@@ -86,6 +124,74 @@ class HFBackend(Backend):
         """On a CPU a forward pass costs its token count, so padding is pure waste and sequences run one by
         one (bundled set, 64 new tokens: 17.9 s batched); an accelerator wants batches."""
         return str(self.device).startswith("cpu")
+
+    def kv_bytes_per_token(self) -> int:
+        """Bytes of KV cache one token takes (keys and values, every layer), from the model's config."""
+        config = self.model.config.get_text_config() if hasattr(self.model.config, "get_text_config") else self.model.config
+        heads = int(getattr(config, "num_attention_heads", 1) or 1)
+        kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
+        head_dim = int(getattr(config, "head_dim", None) or int(getattr(config, "hidden_size", heads)) // heads)
+        layers = int(getattr(config, "num_hidden_layers", 1) or 1)
+        return 2 * layers * kv_heads * head_dim * self.model.dtype.itemsize
+
+    def prefill_prompts(
+        self,
+        requests: Sequence[PreparedRequest],
+        *,
+        stop: threading.Event,
+        threads: int,
+        max_model_len: int | None = None,
+        budget_bytes: int = PREFILL_BUDGET_BYTES,
+    ) -> dict[str, PromptPrefix]:
+        """Each prompt's KV cache (all its tokens but the last), in chunks of ``PREFILL_CHUNK_TOKENS``,
+        with ``threads`` intra-op threads, until ``stop`` is set.
+
+        Meant for a core that would otherwise idle: on a CPU, vLLM's engine load runs on one core for
+        ~15 s. ``teacher_force`` then runs only the rest of each sequence (a prompt cut short by ``stop``
+        keeps the part done). Prompts are taken in token order so that one sharing the start of the
+        previous one (a system prompt, a chat template's header) starts from a copy of its cache, as
+        vLLM's own prefix cache does. A cached pass is another computation than one full pass, the same
+        split ``generate()`` makes between prefill and decode; the reference's noise is measured against
+        it (``parity.noise``). A failure here costs only the head start.
+        """
+        import torch
+
+        if self.processor is not None:  # image-text models take pixels with the prompt: no split prefill
+            return {}
+        prefixes: dict[str, PromptPrefix] = {}
+        per_token, budget = self.kv_bytes_per_token(), budget_bytes
+        previous: tuple[list[int], Any] = ([], None)
+        try:
+            with torch_threads(threads), torch.inference_mode():
+                for req in sorted(requests, key=lambda r: list(r.prompt_token_ids)):
+                    ids = list(req.prompt_token_ids[:-1])
+                    if stop.is_set():
+                        break
+                    if not ids or len(ids) * per_token > budget or (max_model_len and len(ids) >= max_model_len):
+                        continue
+                    done = _shared_start(previous[0], ids)
+                    cache = _cache_prefix(previous[1], done) if done else None
+                    done = done if cache is not None else 0
+                    while done < len(ids) and not stop.is_set():
+                        chunk = torch.tensor([ids[done : done + PREFILL_CHUNK_TOKENS]], device=self.device)
+                        cache = self._forward(chunk, cache, keep=1).past_key_values
+                        done += chunk.shape[1]
+                    if done and not _plain_cache(cache):
+                        return {}  # sliding-window or recurrent caches: scored by full passes instead
+                    if done:
+                        prefixes[req.id] = PromptPrefix(cache=cache, length=done)
+                        budget -= done * per_token
+                        previous = (ids[:done], cache)
+        except Exception as err:  # noqa: BLE001 - an optimisation must not fail the run
+            logger.warning("prompt prefill stopped (%s: %s); teacher forcing runs full passes", type(err).__name__, err)
+            return {}
+        return prefixes
+
+    def _forward(self, ids: Any, cache: Any, keep: int | None) -> Any:
+        extra: dict[str, Any] = {"past_key_values": cache, "use_cache": True}
+        if keep is not None and self.model._supports_logits_to_keep():
+            extra["logits_to_keep"] = keep
+        return self.model(input_ids=ids, **extra)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -165,12 +271,14 @@ class HFBackend(Backend):
         spec: GenerationSpec | None = None,
         alone: bool | None = None,
         progress: ProgressCallback | None = None,
+        prefixes: Mapping[str, PromptPrefix] | None = None,
     ) -> list[ScoredContinuation]:
         """``score`` plus what a greedy verdict needs: with ``spec``, each step's raw top logits and the
         token ``generate()`` would pick there (argmax after the logits processors it builds from the
         spec). ``alone=True`` runs each sequence in a batch of its own (no padding), ``False`` in
         length-sorted padded batches, ``None`` the faster of the two here (``prefers_alone``); the other
-        layout gives the same numbers under another batch composition: the reference's own noise."""
+        layout gives the same numbers under another batch composition: the reference's own noise.
+        ``prefixes`` (from ``prefill_prompts``, used up here) spare an alone pass the prompt part done."""
         import torch
 
         scored: dict[int, ScoredContinuation] = {}
@@ -180,8 +288,26 @@ class HFBackend(Backend):
             if not continuations[i]:
                 scored[i] = ScoredContinuation(request_id=requests[i].id, steps=[], greedy_token_ids=[])
         todo = [i for i in order if continuations[i]]
+        by_itself = self.prefers_alone if alone is None else alone
+        cached = [i for i in todo if by_itself and prefixes and _batchable(prefixes.get(requests[i].id))]
+        if cached:
+            lengths = {i: prefixes[requests[i].id].length for i in cached}  # type: ignore[index]
+            for batch in rest_batches(cached, {i: len(rows[i]) - lengths[i] for i in cached}, lengths,
+                                      self.batch_size, self.max_batch_tokens):
+                caches = [prefixes[requests[i].id] for i in batch]  # type: ignore[index]
+                for i, raw in zip(batch, self._rest_of_sequences([rows[i] for i in batch], caches,
+                                                                [len(requests[i].prompt_token_ids) for i in batch]),
+                                  strict=True):
+                    prompt_len = len(requests[i].prompt_token_ids)
+                    scored[i] = self._scored(requests[i].id, rows[i][:prompt_len], list(continuations[i]),
+                                             raw[: len(continuations[i])], top_k, spec)
+                for prefix in caches:
+                    prefix.cache = None  # its memory is not needed again
+                if progress:
+                    progress(len(batch))
+            todo = [i for i in todo if i not in lengths]
         batches = (
-            [[i] for i in todo] if (self.prefers_alone if alone is None else alone)
+            [[i] for i in todo] if by_itself
             else length_batches(todo, [len(r) for r in rows], 0, self.batch_size, self.max_batch_tokens)
         )
         for batch in batches:
@@ -208,6 +334,40 @@ class HFBackend(Backend):
             if progress:
                 progress(len(batch))
         return [scored[i] for i in range(len(requests))]
+
+    def _rest_of_sequences(self, rows: list[list[int]], prefixes: list[PromptPrefix], prompt_lens: list[int]) -> list[Any]:
+        """Raw logits from position ``prompt_len - 1`` on, for sequences whose prompt part is already in
+        their ``prefixes``' caches: one padded batch, each cache left-padded to the longest, the rest of
+        each sequence right-padded, positions given explicitly (the prompts' cached keys sit at theirs)."""
+        import torch
+        import torch.nn.functional as F
+
+        done = [p.length for p in prefixes]
+        longest = max(done)
+        rest = [row[n:] for row, n in zip(rows, done, strict=True)]
+        width = max(len(r) for r in rest)
+        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), longest + width), dtype=torch.long)
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        for b, (part, n) in enumerate(zip(rest, done, strict=True)):
+            ids[b, : len(part)] = torch.tensor(part, dtype=torch.long)
+            mask[b, longest - n : longest + len(part)] = 1
+            positions[b] = torch.arange(n, n + width)
+        layers = []
+        for layer in range(len(prefixes[0].cache.layers)):
+            keys, values = zip(*((p.cache.layers[layer].keys, p.cache.layers[layer].values) for p in prefixes), strict=True)
+            layers.append(tuple(torch.cat([F.pad(t, (0, 0, longest - t.shape[-2], 0)) for t in group])
+                                for group in (keys, values)))
+        from transformers import DynamicCache
+
+        first = min(p - 1 - n for p, n in zip(prompt_lens, done, strict=True))
+        extra: dict[str, Any] = {"logits_to_keep": width - first} if self.model._supports_logits_to_keep() else {}
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                position_ids=positions.to(self.device), past_key_values=DynamicCache(layers),
+                                use_cache=True, **extra).logits
+        offset = width - logits.shape[1]  # logits start at this fed position
+        return [logits[b, p - 1 - n - offset :].float() for b, (p, n) in enumerate(zip(prompt_lens, done, strict=True))]
 
     def _scored(
         self, request_id: str, prompt: list[int], cont: list[int], raw: Any, top_k: int, spec: GenerationSpec | None
@@ -290,22 +450,85 @@ class HFBackend(Backend):
         self.__dict__.pop("model", None)
 
 
+def _shared_start(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens two sequences share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _plain_cache(cache: Any) -> bool:
+    """A full-attention ``DynamicCache`` (every layer a ``DynamicLayer``): the kind that can be cut and padded."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    return type(cache) is DynamicCache and all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def _batchable(prefix: PromptPrefix | None) -> bool:
+    return prefix is not None and prefix.cache is not None and _plain_cache(prefix.cache)
+
+
+def _cache_prefix(cache: Any, length: int) -> Any:
+    """A copy of ``cache`` cut to its first ``length`` tokens, or None where that is not plain to do
+    (only a full-attention ``DynamicCache`` is cut; sliding-window and recurrent caches start afresh)."""
+    import copy
+
+    if not _plain_cache(cache):
+        return None
+    copied = copy.deepcopy(cache)
+    extra = copied.get_seq_length() - length
+    if extra > 0:
+        copied.crop(-extra)  # a negative count removes that many tokens (Transformers 4.4x and 5.x alike)
+    return copied
+
+
+def rest_batches(order: Sequence[int], rest: Mapping[int, int], cached: Mapping[int, int], batch_size: int,
+                 max_batch_tokens: int) -> list[list[int]]:
+    """Batches for scoring the rest of sequences over cached prompts, in order of whole length: at most
+    ``batch_size`` rows and ``max_batch_tokens`` padded positions (cache included); at least 3/4 of the
+    rest's positions real (what the layers compute, padded to the longest) and 2/3 of cache + rest (each
+    cache is padded to the longest too: copied, and attended to).
+
+    >>> rest_batches([0, 1, 2, 3, 4], {0: 65, 1: 60, 2: 900, 3: 27, 4: 50}, {0: 40, 1: 1700, 2: 800, 3: 1600, 4: 45},
+    ...              32, 16384)
+    [[4, 0], [3], [2], [1]]
+    """
+    def fits(rows: list[int]) -> bool:
+        width, longest = max(rest[j] for j in rows), max(cached[j] for j in rows)
+        return (len(rows) <= batch_size and len(rows) * (width + longest) <= max_batch_tokens
+                and 4 * sum(rest[j] for j in rows) >= 3 * len(rows) * width
+                and 3 * sum(cached[j] + rest[j] for j in rows) >= 2 * len(rows) * (longest + width))
+
+    return _cut(sorted(order, key=lambda j: cached[j] + rest[j]), fits)
+
+
 def length_batches(
     order: Sequence[int], lengths: Sequence[int], max_new_tokens: int, batch_size: int, max_batch_tokens: int
 ) -> list[list[int]]:
     """Cut ``order`` (indices sorted by prompt length) into batches of at most ``batch_size`` rows
     and ``max_batch_tokens`` padded positions, where at least half the positions are real tokens
     (a long prompt does not drag short ones through its padding); a request over budget runs alone."""
+    def fits(rows: list[int]) -> bool:
+        width = max(lengths[j] for j in rows) + max_new_tokens
+        real = sum(lengths[j] + max_new_tokens for j in rows)
+        return len(rows) <= batch_size and len(rows) * width <= max_batch_tokens and 2 * real >= len(rows) * width
+
+    return _cut(order, fits)
+
+
+def _cut(order: Sequence[int], fits: Callable[[list[int]], bool]) -> list[list[int]]:
+    """``order`` cut into consecutive batches, each grown while ``fits`` accepts it (one row always fits)."""
     batches: list[list[int]] = []
     current: list[int] = []
     for i in order:
-        rows = [*current, i]
-        width = max(lengths[j] for j in rows) + max_new_tokens
-        real = sum(lengths[j] + max_new_tokens for j in rows)
-        if current and (len(rows) > batch_size or len(rows) * width > max_batch_tokens or 2 * real < len(rows) * width):
+        if current and not fits([*current, i]):
             batches.append(current)
-            rows = [i]
-        current = rows
+            current = []
+        current.append(i)
     if current:
         batches.append(current)
     return batches

@@ -79,17 +79,17 @@ class OpenAIServerBackend(Backend):
         if name is None:
             if len(models) != 1:
                 raise InputError(
-                    f"server {self.config.base_url} serves {', '.join(names) or 'no model'}: name one with --served-model"
+                    f"server {self.config.public_base_url} serves {', '.join(names) or 'no model'}: name one with --served-model"
                 )
             name = names[0]
         if name not in names:
-            raise InputError(f"--served-model {name!r}: not served at {self.config.base_url} (served: {', '.join(names)})")
+            raise InputError(f"--served-model {name!r}: not served at {self.config.public_base_url} (served: {', '.join(names)})")
         max_len = models[names.index(name)].get("max_model_len")
         return name, int(max_len) if max_len else None
 
     def describe(self) -> dict[str, Any]:
         return {
-            "base_url": self.config.base_url,
+            "base_url": self.config.public_base_url,
             "served_model": self.served_model,
             "max_model_len": self.max_model_len,
             "max_concurrency": self.config.max_concurrency,

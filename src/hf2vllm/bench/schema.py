@@ -189,6 +189,8 @@ class LoadPointResult(BaseModel):
     itl_ms: LatencyStats | None
     e2e_ms: LatencyStats | None
     stopped_by_time_cap: bool = False
+    errors: dict[str, int] = Field(
+        default_factory=dict, description="failed requests: each distinct error (status and message) and its count")
 
 
 class ServeReport(BaseModel):

@@ -7,6 +7,10 @@ on the bundled prompt set, for two ways of reaching the verdicts:
 - ``teacher_forcing`` (the new default): vLLM generates, HF scores vLLM's tokens in one batched forward
   pass and generates only the requests where it disagrees (the forks).
 
+vLLM's time is measured alone, in runs of their own (``vllm_alone``: the candidate side of the same
+comparison and nothing else), not read from inside a compare run: there the reference's work beside
+vLLM's load could slow it and flatter the ratio. The in-run figure is kept as ``ratio_in_run``.
+
 Every run loads its own backends (fresh loads, closed after), so loads are in both figures. Wall times
 are in-process: Python start-up and the imports of torch, Transformers and vLLM are done once before
 the first timed run and are in neither path's figure (both paths would pay them equally from a shell).
@@ -27,15 +31,17 @@ from pydantic import BaseModel, Field
 from hf2vllm.bench.schema import MachineInfo
 from hf2vllm.errors import InputError
 
-VerdictPath = Literal["hf_generate", "teacher_forcing"]
-PATHS: tuple[VerdictPath, VerdictPath] = ("teacher_forcing", "hf_generate")
+VerdictPath = Literal["hf_generate", "teacher_forcing", "vllm_alone"]
+PATHS: tuple[VerdictPath, ...] = ("teacher_forcing", "hf_generate", "vllm_alone")
 OLD_PATH: VerdictPath = "hf_generate"
 NEW_PATH: VerdictPath = "teacher_forcing"
+BASELINE_PATH: VerdictPath = "vllm_alone"
 TARGETS: dict[str, float] = {"cpu": 1.5, "gpu": 1.3}
 """Most the new path's ratio may be, per device class (issue #19 item 6)."""
 PATH_LABELS: dict[str, str] = {
     "hf_generate": "old: HF generate() on every request",
     "teacher_forcing": "new: teacher forcing (HF scores vLLM's tokens)",
+    "vllm_alone": "baseline: vLLM alone (same prompts and settings)",
 }
 IMPORTS_NOTE = (
     "wall times are in-process: Python start-up and the imports of torch, Transformers and vLLM "
@@ -58,7 +64,10 @@ class VerdictTimeRun(BaseModel):
     hf_load_seconds: float
     hf_seconds: float = Field(description="HF's work: generate() on every request, or scoring passes plus forks.")
     hf_mode: str | None = Field(None, description='The reference side\'s mode as reported ("generate", "teacher_forced").')
-    ratio: float = Field(description="wall_seconds / (vllm_load_seconds + vllm_generate_seconds).")
+    ratio: float = Field(description="wall_seconds / vLLM's own load + generate time: the median of the "
+                               "vllm_alone runs when there are any, else this run's (ratio_in_run).")
+    ratio_in_run: float | None = Field(None, description="wall_seconds / (vllm_load_seconds + vllm_generate_seconds) "
+                                                         "of this run.")
     verdicts: dict[str, int] = Field(default_factory=dict)
     exact_matches: int
     requests: int
@@ -80,6 +89,7 @@ class PathSummary(BaseModel):
     hf_seconds: float
     ratio: float = Field(description="Median of the per-run ratios.")
     ratio_spread: list[float] = Field(default_factory=list, description="Lowest and highest per-run ratio.")
+    ratio_in_run: float | None = Field(None, description="Median of the per-run ratio_in_run.")
     forks: int
     requests: int
     exact_matches: int
@@ -105,6 +115,8 @@ class VerdictTimeResult(BaseModel):
     ratio_old: float | None = Field(None, description="hf_generate: median ratio.")
     ratio_new: float | None = Field(None, description="teacher_forcing: median ratio.")
     speedup: float | None = Field(None, description="Median old wall time / median new wall time.")
+    baseline_seconds: float | None = Field(None, description="vllm_alone: median load + median generate time, "
+                                                             "the ratios' denominator.")
     targets: dict[str, float] = Field(default_factory=lambda: dict(TARGETS))
     target: float | None = Field(None, description="The target for the device class this ran on.")
     meets_target: bool | None = Field(None, description="ratio_new <= target.")
@@ -156,6 +168,8 @@ def summarise_path(runs: Sequence[VerdictTimeRun], path: VerdictPath) -> PathSum
         hf_seconds=med("hf_seconds"),
         ratio=round(statistics.median(ratios), 3),
         ratio_spread=[round(min(ratios), 3), round(max(ratios), 3)],
+        ratio_in_run=(round(statistics.median(in_run), 3)
+                      if (in_run := [r.ratio_in_run for r in mine if r.ratio_in_run is not None]) else None),
         forks=int(statistics.median_low(r.forks for r in mine)),
         requests=mine[0].requests,
         exact_matches=int(statistics.median_low(r.exact_matches for r in mine)),
@@ -169,8 +183,13 @@ def device_class(device: str) -> str:
 
 def build_result(runs: Sequence[VerdictTimeRun], **fields: Any) -> VerdictTimeResult:
     """The result from a set of runs: per-path medians, both ratios, the speedup and the target check."""
-    result = VerdictTimeResult(runs=list(runs), **fields)
-    paths = {p: s for p in (NEW_PATH, OLD_PATH) if (s := summarise_path(runs, p)) is not None}
+    baseline = summarise_path(runs, BASELINE_PATH)
+    own = baseline.vllm_load_seconds + baseline.vllm_generate_seconds if baseline else None
+    if own:
+        runs = [r.model_copy(update={"ratio": round(ratio_of(r.wall_seconds, own, 0.0), 3)})
+                if r.path != BASELINE_PATH else r for r in runs]
+    result = VerdictTimeResult(runs=list(runs), baseline_seconds=round(own, 3) if own else None, **fields)
+    paths = {p: s for p in (NEW_PATH, OLD_PATH, BASELINE_PATH) if (s := summarise_path(runs, p)) is not None}
     result.paths = paths
     old, new = paths.get(OLD_PATH), paths.get(NEW_PATH)
     result.ratio_old = old.ratio if old else None
@@ -210,6 +229,7 @@ def run_from_report(report: Any, path: VerdictPath, repeat: int = 0, measured_wa
         hf_seconds=reference.generate_seconds,
         hf_mode=getattr(reference, "mode", None),
         ratio=round(ratio_of(wall, candidate.load_seconds, candidate.generate_seconds), 3),
+        ratio_in_run=round(ratio_of(wall, candidate.load_seconds, candidate.generate_seconds), 3),
         verdicts=dict(report.summary.verdicts),
         exact_matches=report.summary.exact_matches,
         requests=len(rows),
@@ -219,27 +239,40 @@ def run_from_report(report: Any, path: VerdictPath, repeat: int = 0, measured_wa
     )
 
 
+def run_from_alone(run: Any, repeat: int, wall_seconds: float) -> VerdictTimeRun:
+    """A ``VerdictTimeRun`` from ``run_candidate_alone``'s ``BackendRun`` (the baseline: no HF, no verdicts)."""
+    own = ratio_of(wall_seconds, run.load_seconds, run.generate_seconds)
+    return VerdictTimeRun(
+        path=BASELINE_PATH, repeat=repeat, wall_seconds=round(wall_seconds, 3), vllm_load_seconds=round(run.load_seconds, 3),
+        vllm_generate_seconds=round(run.generate_seconds, 3), hf_load_seconds=0.0, hf_seconds=0.0,
+        ratio=round(own, 3), ratio_in_run=round(own, 3), exact_matches=0, requests=len(run.results), forks=0,
+    )
+
+
 # ---------------------------------------------------------------- rendering
 
 
-TABLE_HEADERS = ["path", "wall s", "vLLM load s", "vLLM generate s", "HF load s", "HF s", "ratio", "forks",
-                 "verdicts"]
+TABLE_HEADERS = ["path", "wall s", "vLLM load s", "vLLM generate s", "HF load s", "HF s", "ratio",
+                 "ratio over in-run vLLM", "forks", "verdicts"]
 
 
 def table_rows(result: VerdictTimeResult) -> list[list[str]]:
     """One row per path (medians), new path first; shared by the terminal and the markdown."""
     rows = []
-    for path in (NEW_PATH, OLD_PATH):
+    for path in (NEW_PATH, OLD_PATH, BASELINE_PATH):
         s = result.paths.get(path)
         if s is None:
             continue
-        ratio = f"{s.ratio:.2f}"
-        if s.runs > 1 and s.ratio_spread:
+        baseline = path == BASELINE_PATH
+        ratio = "1 (denominator)" if baseline else f"{s.ratio:.2f}"
+        if s.runs > 1 and s.ratio_spread and not baseline:
             ratio += f" ({s.ratio_spread[0]:.2f}-{s.ratio_spread[1]:.2f})"
+        in_run = "-" if baseline or s.ratio_in_run is None else f"{s.ratio_in_run:.2f}"
         verdicts = ", ".join(f"{k} {v}" for k, v in s.verdicts.items() if v) or "-"
         rows.append([PATH_LABELS[path], f"{s.wall_seconds:.1f}", f"{s.vllm_load_seconds:.1f}",
-                     f"{s.vllm_generate_seconds:.1f}", f"{s.hf_load_seconds:.1f}", f"{s.hf_seconds:.1f}", ratio,
-                     f"{s.forks}/{s.requests}", verdicts])
+                     f"{s.vllm_generate_seconds:.1f}", "-" if baseline else f"{s.hf_load_seconds:.1f}",
+                     "-" if baseline else f"{s.hf_seconds:.1f}", ratio, in_run,
+                     "-" if baseline else f"{s.forks}/{s.requests}", verdicts])
     return rows
 
 
@@ -254,6 +287,9 @@ def verdict_sentence(result: VerdictTimeResult) -> str:
         parts.append(f"old-path ratio {result.ratio_old:.2f}")
     if result.speedup is not None:
         parts.append(f"speedup of the new path (old wall time / new): {result.speedup:.2f}x")
+    if parts:
+        parts.append(f"vLLM's own time {result.baseline_seconds:.1f} s (measured alone)" if result.baseline_seconds
+                     else "vLLM's own time read from inside each compare run (no vllm_alone run)")
     return "; ".join(parts) + "." if parts else "no runs."
 
 
@@ -270,7 +306,8 @@ def render_table(result: VerdictTimeResult) -> str:
     """The markdown page: workload, the table, the target sentence, notes."""
     lines = ["# Time to a verdict", "",
              "Written by `hf2vllm bench verdict` (see [bench.md](bench.md#time-to-a-verdict)). ratio = compare's "
-             "wall time (loads included) / (vLLM's load + generate time).", "",
+             "wall time (loads included) / (vLLM's load + generate time), vLLM's time measured in runs of its own "
+             "(the baseline row; medians).", "",
              workload_line(result) + ".", ""]
     machine = result.machine
     if machine is not None:
@@ -339,13 +376,14 @@ def run_verdict_time(
     progress: ProgressFactory | None = None,
     on_status: StatusCallback | None = None,
     on_run: Callable[[VerdictTimeResult], None] | None = None,
+    warmup: bool = True,
 ) -> VerdictTimeResult:
     """Run ``run_compare`` for each path (``repeats`` times, ABBA), each with fresh loads; medians.
 
     ``on_run`` gets the partial result after every run (a run cut short keeps what it measured).
     """
     from hf2vllm.bench.machine import collect_machine, finish_machine
-    from hf2vllm.parity.run import BackendChoice, CompareOptions, run_compare
+    from hf2vllm.parity.run import BackendChoice, CompareOptions, run_candidate_alone, run_compare
 
     if device not in ("cpu", "cuda"):
         raise InputError(f"--device: expected cpu or cuda, got {device!r}")
@@ -361,24 +399,35 @@ def run_verdict_time(
                                   max_new_tokens=max_new_tokens, limit=limit, repeats=repeats, order=list(order),
                                   import_seconds=round(import_seconds, 3))
     notes = [IMPORTS_NOTE.format(seconds=import_seconds)]
-    if repeats == 1:
+    if warmup:
+        # The session's first engine start pays for cold disk caches and first-time set-up (measured here:
+        # vLLM's load 15.5 s in the first run, 12.8-13.3 s after): one untimed vLLM-alone run takes it.
+        if on_status:
+            on_status("warm-up: one untimed vLLM-alone run (the session's cold start)")
+        run_candidate_alone(CompareOptions(model=model, dtype=dtype, max_new_tokens=max_new_tokens, limit=limit))
+        notes.append("one untimed vLLM-alone run before the timed runs took the session's cold start")
+    elif repeats == 1:
         notes.append(f"one run per path: the first ({sequence[0][1]}) also pays the session's cold start (first "
                      "loads from disk, first engine start); --repeats 2 or more balances that (ABBA order)")
     runs: list[VerdictTimeRun] = []
     for index, (repeat, path) in enumerate(sequence):
         tag = f"[{index + 1}/{len(sequence)} {path}]"
-        options: dict[str, Any] = dict(model=model, dtype=dtype, max_new_tokens=max_new_tokens, limit=limit,
-                                       hf_generate=path == OLD_PATH)
-        if device == "cuda":
-            options["reference"] = BackendChoice(kind="hf", options={"device": "cuda"})
         status = (lambda m, tag=tag: on_status(f"{tag} {m}")) if on_status else None
         bars = (lambda label, total, tag=tag: progress(f"{tag} {label}", total)) if progress else None
         if on_status:
             on_status(f"{tag} starting")
+        options: dict[str, Any] = dict(model=model, dtype=dtype, max_new_tokens=max_new_tokens, limit=limit,
+                                       hf_generate=path == OLD_PATH)
+        if device == "cuda":
+            options["reference"] = BackendChoice(kind="hf", options={"device": "cuda"})
         start = time.perf_counter()
-        report = run_compare(CompareOptions(**options), progress=bars, on_status=status)
-        measured = time.perf_counter() - start
-        runs.append(run_from_report(report, path, repeat, measured_wall=measured))
+        if path == BASELINE_PATH:
+            alone = run_candidate_alone(CompareOptions(**options), progress=bars)
+            runs.append(run_from_alone(alone, repeat, time.perf_counter() - start))
+        else:
+            report = run_compare(CompareOptions(**options), progress=bars, on_status=status)
+            measured = time.perf_counter() - start
+            runs.append(run_from_report(report, path, repeat, measured_wall=measured))
         if on_run is not None:
             on_run(build_result(runs, **fields, notes=list(notes)))
     fields["machine"] = finish_machine(machine)

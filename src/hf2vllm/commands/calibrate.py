@@ -25,13 +25,26 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Start vLLM (CPU build, eager) with the plan, read `KV cache size` and `Maximum concurrency` from its log, and print predicted vs logged with the relative error."""
+        from hf2vllm import checks
+        from hf2vllm.deploy.plan import check_options
+        from hf2vllm.errors import InputError
+
+        # Everything checked before vLLM starts (it takes a minute to fail on a typo otherwise).
+        check_options(device="cpu", max_model_len=max_model_len, dtype=dtype, max_num_seqs=max_num_seqs,
+                      kv_cache_memory_gib=None if auto_memory else kv_cache_memory_gib)
+        checks.positive(timeout_s, "--timeout", "seconds to wait for vLLM's KV cache lines")
+        checks.output_file(log_path, "--log")
         from rich.console import Console
         from rich.table import Table
 
         from hf2vllm.deploy.calibrate import CalibrationRequest, calibrate
         from hf2vllm.models import resolve_model
 
+        if model and Path(model).expanduser().is_file():
+            raise InputError(f"MODEL {model}: calibrate starts vLLM, which needs the checkpoint directory (weights "
+                             "and tokenizer), not one file; `hf2vllm plan FILE` plans from a config.json alone")
         path = Path(model).expanduser() if model and Path(model).expanduser().is_dir() else resolve_model(model)
+        checks.model_config(path, "MODEL")
         result = calibrate(
             CalibrationRequest(
                 model=str(path),

@@ -6,7 +6,7 @@ import typer
 
 
 def check_server(
-    url: str = typer.Argument(..., help="OpenAI base URL, e.g. http://127.0.0.1:8000/v1"),
+    url: str = typer.Argument(..., help="OpenAI base URL, e.g. http://127.0.0.1:8000/v1 (given the server root, /v1 is tried)."),
     model: str = typer.Option(None, "--model", "-m", help="Served model name (default: the only one served)."),
     api_key_env: str = typer.Option(None, "--api-key-env", help="Environment variable holding the API key."),
     top_k: int = typer.Option(5, "--top-k", min=1, max=20, help="Logprob alternatives to request and verify."),
@@ -19,18 +19,21 @@ def check_server(
     each with a one-line fix), then completion, chat, logprobs vs the requested top-k, prompt_logprobs,
     prefix caching and max model length. Exit 0 only when every required check passes (1 otherwise).
     """
+    from hf2vllm import checks
+
+    checks.api_key_env(api_key_env)
+    checks.server_url(url, api_key_env=api_key_env)
+    checks.positive(timeout, "--timeout", "seconds per request")
+
     from rich.console import Console
     from rich.table import Table
 
-    from hf2vllm.errors import InputError
     from hf2vllm.server.diagnostics import CHECK_NAMES, DEFAULT_REQUIRED, CheckOptions
     from hf2vllm.server.diagnostics import check_server as run_checks
 
-    for name in [*(require or []), *(skip or [])]:
-        if name not in CHECK_NAMES:
-            raise InputError(f"--require/--skip {name!r}: unknown check (known: {', '.join(CHECK_NAMES)})")
-    if not url.startswith(("http://", "https://")):
-        raise InputError(f"URL {url!r}: give the scheme, e.g. http://{url}")
+    for option, names in (("--require", require), ("--skip", skip)):
+        for name in names or []:
+            checks.choice(name, option, CHECK_NAMES)
     required = [n for n in dict.fromkeys([*DEFAULT_REQUIRED, *(require or [])]) if n not in (skip or [])]
     report = run_checks(CheckOptions(base_url=url, model=model, api_key_env=api_key_env, timeout_s=timeout,
                                      top_k=top_k, required=required))

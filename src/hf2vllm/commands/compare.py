@@ -33,7 +33,7 @@ def compare(
         None, "--vllm-mm-processor-kwargs", help="VL models: vLLM-only image settings (reproduce a migrated script; the input check explains the mismatch)."
     ),
     hf_kwargs: str = typer.Option(
-        None, "--hf-kwargs", help='Your generate() kwargs as JSON (or @file.json), e.g. \'{"max_new_tokens": 32, "repetition_penalty": 1.2}\': resolved as Transformers would and translated for vLLM (hf2vllm translate); replaces --max-new-tokens.'
+        None, "--hf-kwargs", help='Your generate() kwargs as JSON (or @file.json), e.g. \'{"max_new_tokens": 32, "repetition_penalty": 1.2}\': resolved as Transformers would and translated for vLLM (hf2vllm translate); replaces --max-new-tokens. Greedy only: token-by-token parity refuses do_sample=true.'
     ),
     generation_config: Path = typer.Option(
         None, "--generation-config", help="generation_config.json to resolve --hf-kwargs against (default: the model's own)."
@@ -44,8 +44,8 @@ def compare(
         "(repetition_penalty, stop_token_ids, ...), prompt option (add_bos_token, ...) or skip_special_tokens. Repeatable."
     ),
     vllm_option: list[str] = typer.Option(
-        [], "--vllm-option", help="KEY=VALUE on the vLLM side only (dtype, max_model_len, any engine argument, "
-        "a generation setting, a prompt option). Repeatable."
+        [], "--vllm-option", help="KEY=VALUE on the vLLM side only (dtype, max_model_len, any vLLM EngineArgs field, "
+        "a generation setting, a prompt option); unknown keys are refused before anything loads. Repeatable."
     ),
     no_chat_template: str = typer.Option(None, "--no-chat-template", help="hf | vllm: that side skips the chat template (plain text prompt)."),
     vllm_tokenize: bool = typer.Option(False, "--vllm-tokenize", help="vLLM tokenises the text prompt itself, as a migrated llm.generate(text) would."),
@@ -83,6 +83,18 @@ def compare(
     (teacher forcing) and generates only where its greedy pick differs; --hf-generate makes HF generate
     everything. Exit codes: 0 ok, 1 exact-match rate below --min-exact-match, 2 bad input.
     """
+    from hf2vllm import checks
+    from hf2vllm.commands.compare_checks import check_compare_options
+
+    check_compare_options(dict(locals()))  # every option, before any model loads (issue #20)
+    checks.api_key_env(api_key_env)
+    if server is not None:
+        checks.server_url(server, "--server", api_key_env=api_key_env)
+        from hf2vllm.server.client import ClientConfig
+        from hf2vllm.server.diagnostics import list_models
+
+        # Reachable, authorised and serving, before seconds of imports and minutes of the other side.
+        list_models(ClientConfig(base_url=server, api_key_env=api_key_env))
     quiet_model_libraries(verbose)
     if task != "generate" or lora or probe or vllm_model:
         from hf2vllm.commands.compare_pooling import run_pooling_command
@@ -152,6 +164,12 @@ def compare(
         hf_generate=hf_generate,
         calibration_requests=calibration_requests,
     )
+    from hf2vllm import interrupt
+
+    if journal:  # a signal's line names the journal and how many answers it keeps
+        from hf2vllm.server.journal import read_journal
+
+        interrupt.saves(journal, lambda p: f"{len(read_journal(p)[1])} answers in {p} (--resume continues from them)")
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bars:

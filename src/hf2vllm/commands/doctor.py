@@ -35,6 +35,50 @@ def _scan_root(paths: list[Path]) -> Path:
     return common.parent if common.is_file() else common
 
 
+def _check_options(output: Path | None, config: Path | None, model_config: Path | None,
+                   workload_max_tokens: int | None, device_memory_gib: float | None,
+                   select: list[str] | None, ignore: list[str] | None) -> None:
+    """Every option checked before any file is scanned (issue #20)."""
+    from hf2vllm import checks
+    from hf2vllm.doctor.engine import select_rules
+
+    checks.output_file(output, "--output")
+    if config is not None:
+        checks.input_file(config, "--config", what="pyproject.toml")
+        checks.read_text(config, "--config")
+    if model_config is not None:
+        checks.input_file(model_config, "--model-config")
+        _check_model_config(model_config)
+    checks.number(workload_max_tokens, "--workload-max-tokens", minimum=1, meaning="tokens, prompt + output")
+    checks.positive(device_memory_gib, "--device-memory-gib", "GiB of one accelerator")
+    for option, ids in (("--select", _split_ids(select)), ("--ignore", _split_ids(ignore))):
+        try:
+            select_rules(ids, ())
+        except InputError as err:
+            unknown, _, known = str(err).partition(" (known:")
+            raise InputError(f"{unknown} in {option} (known:{known}") from None
+
+
+def _check_model_config(path: Path) -> None:
+    from hf2vllm import checks
+    from hf2vllm.doctor.rules.serving import estimate_parameters
+
+    try:
+        data = json.loads(checks.read_text(path, "--model-config"))
+    except json.JSONDecodeError as err:
+        raise InputError(f"--model-config {path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"--model-config {path}: a JSON {type(data).__name__}; give the served model's config.json")
+    try:
+        estimate_parameters(data)
+    except KeyError as err:
+        raise InputError(f"--model-config {path}: no {err.args[0]!r}, so the model cannot be sized; give the served "
+                         "model's config.json") from None
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise InputError(f"--model-config {path}: its sizes (hidden_size, num_hidden_layers, ...) are not numbers; "
+                         "give the served model's config.json") from None
+
+
 def doctor(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories to check (default: .).")] = None,
     output_format: Annotated[OutputFormat, typer.Option(
@@ -59,6 +103,7 @@ def doctor(
         "--config", help="pyproject.toml to read the \\[tool.hf2vllm.doctor] table from (default: nearest one).")] = None,
 ) -> None:
     """Find HF -> vLLM migration bugs before they ship. Exit 1 on any error-level finding."""
+    _check_options(output, config, model_config, workload_max_tokens, device_memory_gib, select, ignore)
     from rich.console import Console
 
     from hf2vllm.doctor.engine import scan, select_rules
@@ -93,9 +138,7 @@ def doctor(
     targets = list(paths or [Path(".")])
     for target in targets:
         if not target.exists():
-            raise InputError(f"{target}: no such file or directory")
-    if config is not None and not config.is_file():
-        raise InputError(f"--config {config}: no such file")
+            raise InputError(f"{target}: no such file or directory (give files or directories to check)")
     pyproject = config or find_pyproject(targets[0])
     settings = merge_settings(
         load_settings(pyproject),

@@ -60,12 +60,16 @@ def build_rtn_gptq_command(
     vLLM-CPU runs it only on AVX-512 CPUs (cpu_gemm_wna16); GPUs run it with Marlin. Measure it with
     `hf2vllm compare --task hidden-states --vllm-model PATH`.
     """
+    from hf2vllm import checks
     from hf2vllm.models import resolve_model
-    from hf2vllm.pooling.quantise import build_rtn_gptq
+    from hf2vllm.pooling.quantise import GPTQ_BITS, GPTQ_GROUP_SIZES, build_rtn_gptq
 
+    checks.choice(str(bits), "--bits", [str(b) for b in GPTQ_BITS])
+    checks.choice(str(group_size), "--group-size", [str(g) for g in GPTQ_GROUP_SIZES])
+    source = _source_checkpoint(model, out)
     console = Console(stderr=True)
     with console.status("quantising (round-to-nearest, GPTQ layout)…"):
-        checkpoint = build_rtn_gptq(resolve_model(model), out, bits=bits, group_size=group_size, force=force)
+        checkpoint = build_rtn_gptq(source, out, bits=bits, group_size=group_size, force=force)
     console.print(
         f"{checkpoint.quantised_tensors} linear weights ({checkpoint.quantised_parameters / 1e6:.1f}M parameters) "
         f"quantised to {checkpoint.bits}-bit, group {checkpoint.group_size}; {checkpoint.kept_tensors} tensors kept"
@@ -83,17 +87,33 @@ def build_rtn_w8a8_command(
 
     The quantised format vLLM-CPU runs on any x86 CPU (oneDNN): `hf2vllm compare --task hidden-states --vllm-model PATH`.
     """
-    from hf2vllm.models import resolve_model
     from hf2vllm.pooling.quantise import build_rtn_w8a8
 
+    source = _source_checkpoint(model, out)
     console = Console(stderr=True)
     with console.status("quantising (round-to-nearest, W8A8 int8)…"):
-        checkpoint = build_rtn_w8a8(resolve_model(model), out, force=force)
+        checkpoint = build_rtn_w8a8(source, out, force=force)
     console.print(
         f"{checkpoint.quantised_tensors} linear weights ({checkpoint.quantised_parameters / 1e6:.1f}M parameters) "
         f"quantised to int8 per output channel; {checkpoint.kept_tensors} tensors kept"
     )
     print(checkpoint.path)
+
+
+def _source_checkpoint(model: str, out: Path | None) -> Path:
+    """The checkpoint to quantise and the output folder, checked before any tensor is read."""
+    from hf2vllm import checks
+    from hf2vllm.errors import InputError
+    from hf2vllm.models import resolve_model
+
+    source = resolve_model(model)
+    checks.model_config(source, "MODEL")
+    if not any(source.glob("*.safetensors")):
+        raise InputError(f"MODEL {source}: no *.safetensors weights; quantising needs a safetensors checkpoint")
+    checks.output_dir(out, "--out")
+    if out is not None and Path(out).resolve() == source.resolve():
+        raise InputError(f"--out {out}: the source checkpoint itself; give a new directory")
+    return source
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from hf2vllm.errors import InputError
+from hf2vllm.interrupt import Interrupted
 
 
 def _render(report, console) -> None:
@@ -52,10 +53,17 @@ def register(app: typer.Typer) -> None:
         )
         from hf2vllm.deploy.vllm_logs import parse_stats_lines
 
-        if workload not in ("general", "few-shot"):
-            raise InputError(f"--workload {workload!r}: choose general or few-shot")
+        from hf2vllm import checks
+
+        checks.choice(workload, "--workload", ("general", "few-shot"))
+        checks.positive(interval, "--interval", "seconds between snapshots")
+        checks.number(count, "--count", minimum=0, meaning="snapshots; 0 = until Ctrl-C")
+        checks.number(max_num_seqs, "--max-num-seqs", minimum=1)
         if url is None and log is None:
             raise InputError("give a server URL (reads /metrics) or --log FILE")
+        if url is not None:
+            checks.server_url(url)
+        checks.input_file(log, "--log", what="vLLM log file")
         settings = MonitorSettings(max_num_seqs=max_num_seqs, workload=workload)
         console = Console()
 
@@ -67,8 +75,6 @@ def register(app: typer.Typer) -> None:
 
         if url is None:
             assert log is not None
-            if not log.is_file():
-                raise InputError(f"--log {log}: no such file")
             lines = parse_stats_lines(log.read_text(errors="replace"))
             if not lines:
                 raise InputError(f"--log {log}: no vLLM stats lines ('Avg prompt throughput: ...') found")
@@ -96,5 +102,5 @@ def register(app: typer.Typer) -> None:
                     return
                 previous, previous_rate = now, report.generation_throughput
                 time.sleep(interval)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted):  # Ctrl-C (or a stop signal) is how a watch ends
             return

@@ -14,16 +14,10 @@ from hf2vllm.errors import InputError
 
 
 def parse_json_option(value: str | None, option: str) -> dict[str, object] | None:
-    """A JSON-object command-line option, or an ``InputError`` naming the option."""
-    if not value:
-        return None
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as err:
-        raise InputError(f"{option}: not valid JSON ({err.msg} at column {err.colno})") from None
-    if not isinstance(parsed, dict):
-        raise InputError(f"{option}: expected a JSON object such as '{{\"max_pixels\": 50176}}'")
-    return parsed
+    """A JSON-object command-line option (inline or ``@file.json``), or an ``InputError`` naming the option."""
+    from hf2vllm import checks
+
+    return checks.json_object(value, option, example='{"max_pixels": 50176}')
 
 
 def budget(
@@ -41,24 +35,34 @@ def budget(
     Warns (exit 0) when prompt + images + max_new_tokens exceed max_model_len; `compare` refuses such
     a request instead.
     """
+    from hf2vllm import checks
+
+    checks.number(max_model_len, "--max-model-len", minimum=1, meaning="tokens; leave it out for the model's own")
+    checks.input_file(prompts, "--prompts", what="prompt file")
+    overrides = parse_json_option(mm_processor_kwargs, "--mm-processor-kwargs")
     quiet_model_libraries()
     from hf2vllm.models import resolve_model
     from hf2vllm.multimodal.budget import request_budgets
-    from hf2vllm.multimodal.prepare import is_vision_language, load_processor
+    from hf2vllm.multimodal.images import check_request_images
+    from hf2vllm.multimodal.prepare import check_processor_kwargs, is_vision_language, load_processor
     from hf2vllm.multimodal.sample_set import bundled_vl_prompts_path
     from hf2vllm.multimodal.tiny_vl import ensure_tiny_vl
     from hf2vllm.parity.run import model_context_length
     from hf2vllm.requests import load_requests
 
-    overrides = parse_json_option(mm_processor_kwargs, "--mm-processor-kwargs")
     model_path = ensure_tiny_vl("idefics3") if model is None else resolve_model(model)
+    checks.model_config(model_path, "--model")
     if not is_vision_language(model_path):
-        raise InputError(f"model {model_path} has no vision_config: `budget` is for vision-language models")
+        raise InputError(f"--model {model_path}: no vision_config in its config.json; `budget` is for "
+                         "vision-language models (e.g. tiny-vl-idefics3)")
     prompts_path = prompts or bundled_vl_prompts_path()
     requests = load_requests(prompts_path)
+    check_request_images(requests, prompts_path.parent, str(prompts_path))
     context = max_model_len or model_context_length(model_path)
+    processor = load_processor(model_path)
+    check_processor_kwargs(processor, overrides, "--mm-processor-kwargs")
     budgets = request_budgets(
-        requests, load_processor(model_path), image_overrides=overrides, base_dir=prompts_path.parent,
+        requests, processor, image_overrides=overrides, base_dir=prompts_path.parent,
         max_new_tokens=max_new_tokens, max_model_len=context,
     )
     if as_json:
@@ -94,8 +98,9 @@ def build_tiny_vl_command(
     quiet_model_libraries()
     from hf2vllm.multimodal.tiny_vl import FAMILIES, build_tiny_vl
 
-    if family not in FAMILIES:
-        raise InputError(f"--family {family!r} is not supported; choose one of: {', '.join(FAMILIES)}")
+    from hf2vllm import checks
+
+    checks.choice(family, "--family", FAMILIES)
     with Console(stderr=True).status(f"building tiny-vl-{family}…"):
         path = build_tiny_vl(family, force=force)  # type: ignore[arg-type]
     print(path)

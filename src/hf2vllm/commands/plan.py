@@ -8,28 +8,39 @@ from typing import Annotated, Optional
 
 import typer
 
+from hf2vllm import checks
 from hf2vllm.errors import InputError
-
-GOALS = ("throughput", "latency", "balanced")
 
 
 def _model_path(model: str | None) -> str:
     """A config.json file or checkpoint directory as given, else a cached model name."""
     if model is not None and Path(model).expanduser().exists():
         return str(Path(model).expanduser())
+    if model is not None and (model.endswith(".json") or model.startswith(("/", "./", "../", "~"))):
+        raise InputError(f"MODEL {model}: no such file or directory; give a checkpoint directory, its "
+                         "config.json, or a cached model name (hf2vllm models list)")
     from hf2vllm.models import resolve_model
 
     return str(resolve_model(model))
 
 
-def _request(**values):
-    from hf2vllm.deploy.plan import PlanRequest
+def _checked(values: dict) -> dict:
+    """``values`` (PlanRequest fields) after the edge checks; ``dtype`` in vLLM's canonical spelling. Runs
+    before any file is read, so a typo costs nothing."""
+    from hf2vllm.deploy.hardware import resolve_accelerator
+    from hf2vllm.deploy.plan import check_options
 
-    if values["goal"] not in GOALS:
-        raise InputError(f"--goal {values['goal']!r}: choose one of {', '.join(GOALS)}")
-    if values["device"] not in ("gpu", "cpu"):
-        raise InputError(f"--device {values['device']!r}: choose gpu or cpu")
-    return PlanRequest(**values)
+    values = {**values, "dtype": check_options(**values)}
+    if values["device"] == "gpu" and values.get("gpu") and values.get("gpu_memory_gib") is None:
+        resolve_accelerator(values["gpu"], None)
+    return values
+
+
+def _check_preset(preset: str | None) -> None:
+    if preset is not None:
+        from hf2vllm.deploy.presets import check_preset_name
+
+        check_preset_name(preset)
 
 
 def _render(plan, console) -> None:
@@ -77,7 +88,7 @@ def register(app: typer.Typer) -> None:
         model: Annotated[Optional[str], typer.Argument(help="Checkpoint directory, its config.json, or a cached model name (default: bundled).")] = None,
         gpu: Annotated[Optional[str], typer.Option("--gpu", help="Accelerator by name (see --list-gpus).")] = None,
         gpu_memory_gib: Annotated[Optional[float], typer.Option("--gpu-memory-gib", help="Memory of one accelerator in GiB, for one not in the table.")] = None,
-        gpus: Annotated[int, typer.Option("--gpus", help="GPUs per node.")] = 1,
+        gpus: Annotated[int, typer.Option("--gpus", help="GPUs per node (1 to 16; more GPUs: --nodes).")] = 1,
         nodes: Annotated[int, typer.Option("--nodes", help="Nodes (more than 1 uses vLLM's Ray backend).")] = 1,
         device: Annotated[str, typer.Option("--device", help="gpu or cpu (vLLM's CPU build).")] = "gpu",
         kv_cache_memory_gib: Annotated[Optional[float], typer.Option("--kv-cache-memory-gib", help="CPU: KV cache space in GiB (default 1).")] = None,
@@ -87,9 +98,9 @@ def register(app: typer.Typer) -> None:
         concurrency: Annotated[int, typer.Option("--concurrency", help="Target concurrent requests.")] = 32,
         goal: Annotated[str, typer.Option("--goal", help="throughput, latency or balanced.")] = "balanced",
         kv_cache_dtype: Annotated[str, typer.Option("--kv-cache-dtype", help="auto (model dtype), fp8, ...")] = "auto",
-        quantization: Annotated[Optional[str], typer.Option("--quantization", help="fp8, awq, gptq, bitsandbytes.")] = None,
-        dtype: Annotated[Optional[str], typer.Option("--dtype", help="Model dtype (default: the config's).")] = None,
-        gpu_memory_utilization: Annotated[float, typer.Option("--gpu-memory-utilization")] = 0.9,
+        quantization: Annotated[Optional[str], typer.Option("--quantization", help="A vLLM --quantization method: fp8, awq, gptq, ...")] = None,
+        dtype: Annotated[Optional[str], typer.Option("--dtype", help="Model dtype: auto (the config's), float16, bfloat16, float32.")] = None,
+        gpu_memory_utilization: Annotated[float, typer.Option("--gpu-memory-utilization", help="Fraction of each GPU vLLM may use, above 0 and at most 1.")] = 0.9,
         block_size: Annotated[Optional[int], typer.Option("--block-size", help="KV block size in tokens (default: the device's).")] = None,
         max_num_batched_tokens: Annotated[Optional[int], typer.Option("--max-num-batched-tokens")] = None,
         max_num_seqs: Annotated[Optional[int], typer.Option("--max-num-seqs", help="Fix max_num_seqs instead of deriving it.")] = None,
@@ -111,15 +122,20 @@ def register(app: typer.Typer) -> None:
             for accelerator in ACCELERATORS.values():
                 console.print(f"{accelerator.name:12s} {accelerator.memory_gib:7.2f} GiB")
             return
-        request = _request(
-            model=_model_path(model), gpu=gpu, gpu_memory_gib=gpu_memory_gib, gpus=gpus, nodes=nodes,
+        from hf2vllm.deploy.plan import PlanRequest
+
+        values = _checked(dict(
+            gpu=gpu, gpu_memory_gib=gpu_memory_gib, gpus=gpus, nodes=nodes,
             device=device, kv_cache_memory_gib=kv_cache_memory_gib, max_model_len=max_model_len,
             prompt_tokens=prompt_tokens, output_tokens=output_tokens, concurrency=concurrency, goal=goal,
             kv_cache_dtype=kv_cache_dtype, quantization=quantization, dtype=dtype,
             gpu_memory_utilization=gpu_memory_utilization, block_size=block_size,
             max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
             enforce_eager=enforce_eager, images_per_prompt=images_per_prompt, serve_model=serve_model,
-        )
+        ))
+        _check_preset(preset)
+        checks.output_file(yaml_out, "--yaml-out")
+        request = PlanRequest(model=_model_path(model), **values)
         if preset:
             from hf2vllm.deploy.presets import build_preset
 
@@ -129,6 +145,7 @@ def register(app: typer.Typer) -> None:
 
             plan = make_plan(request)
         if yaml_out:
+            yaml_out.parent.mkdir(parents=True, exist_ok=True)
             yaml_out.write_text(plan.yaml_config)
         if as_json:
             typer.echo(json.dumps(plan.model_dump(mode="json"), indent=2))
@@ -151,11 +168,14 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
+        from hf2vllm.deploy.architecture import load_architecture
         from hf2vllm.deploy.plan import PlanRequest
         from hf2vllm.deploy.presets import PRESETS, build_preset
 
-        base = PlanRequest(model=_model_path(model), gpu=gpu, gpu_memory_gib=gpu_memory_gib, gpus=gpus,
-                           device=device, kv_cache_memory_gib=kv_cache_memory_gib)
+        values = _checked(dict(gpu=gpu, gpu_memory_gib=gpu_memory_gib, gpus=gpus, device=device,
+                               kv_cache_memory_gib=kv_cache_memory_gib))
+        base = PlanRequest(model=_model_path(model), **values)
+        load_architecture(base.model)  # a bad config.json is one error, not one per preset
         results = {}
         for name in PRESETS:
             try:

@@ -20,6 +20,7 @@ def report(
 
     Exit codes: 0 ok, 1 exact-match rate below --min-exact-match, 2 bad input (missing or invalid report).
     """
+    check_html_target(html)
     from hf2vllm.report.html import write_html
     from hf2vllm.report.json_file import read_report
     from hf2vllm.report.terminal import render_report
@@ -30,6 +31,22 @@ def report(
     if html:
         console.print(f"HTML report written to {write_html(saved, html)}")
     check_exact_match_gate(saved.summary.exact_match_rate, min_exact_match)
+
+
+def check_html_target(html: Path | None) -> None:
+    """``--html`` is a directory (gets report.html) or a file; checked before the report is read."""
+    from hf2vllm import checks
+    from hf2vllm.errors import InputError
+
+    if html is None:
+        return
+    if html.suffix == "" and html.is_file():
+        raise InputError(f"--html {html}: an existing file without a suffix is taken for a directory; give "
+                         "DIR (report.html goes inside) or FILE.html")
+    if html.is_dir() or html.suffix == "":
+        checks.output_dir(html, "--html")
+    else:
+        checks.output_file(html, "--html")
 
 
 def check_exact_match_gate(rate: float, minimum: float | None) -> None:

@@ -20,17 +20,10 @@ class TranslateFormat(str, Enum):
 
 def parse_json_object(text: str, option: str) -> dict[str, Any]:
     """Parse an option's JSON object (or ``@file.json``); errors name the option."""
-    if text.startswith("@"):
-        path = Path(text[1:])
-        if not path.is_file():
-            raise InputError(f"{option}: file not found: {path}")
-        text = path.read_text(encoding="utf-8")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(f"{option}: not valid JSON ({err.msg} at column {err.colno})") from None
-    if not isinstance(value, dict):
-        raise InputError(f"{option}: expected a JSON object like '{{\"max_new_tokens\": 32}}'")
+    from hf2vllm import checks
+
+    value = checks.json_object(text, option, example='{"max_new_tokens": 32}')
+    assert value is not None
     return value
 
 
@@ -83,27 +76,46 @@ def translate(
         "--format", "-f", help="table (default), json or python (a SamplingParams(...) expression).")
     ] = TranslateFormat.table,
 ) -> None:
-    """Translate generation settings exactly, resolving each library's defaults (HF's top_k=50, eos lists...)."""
+    """Translate generation settings exactly, resolving each library's defaults (HF's top_k=50, eos lists...).
+
+    Without --model (or --generation-config) the eos ids are left to the model on both sides (noted).
+    """
+    from hf2vllm import checks
+
     if (hf is None) == (vllm is None):
         raise InputError("give exactly one of --hf JSON or --vllm JSON")
     if model is not None and generation_config is not None:
         raise InputError("give --model or --generation-config, not both")
-    from hf2vllm.translation import translate_hf, translate_vllm
-
+    if vllm is not None and generation_config is not None:
+        raise InputError("--vllm resolves eos and defaults from --model DIR, not --generation-config")
+    if vllm is not None and prompt_length is not None:
+        raise InputError("--prompt-length resolves --hf max_length/min_length; --vllm settings never count the "
+                         "prompt, so leave it out")
+    option, text = ("--hf", hf) if hf is not None else ("--vllm", vllm)
+    example = '{"max_new_tokens": 32}' if hf is not None else '{"max_tokens": 32}'
+    settings = checks.json_object(text, option, example=example)
+    assert settings is not None
     model_path = None
     if model is not None:
         from hf2vllm.models import resolve_model
 
         model_path = resolve_model(model)
-    if hf is not None:
-        result = translate_hf(parse_json_object(hf, "--hf"), generation_config=generation_config,
-                              model=model_path, prompt_length=prompt_length)
-        direction = "hf"
-    else:
-        if generation_config is not None:
-            raise InputError("--vllm resolves eos and defaults from --model DIR, not --generation-config")
-        result = translate_vllm(parse_json_object(vllm, "--vllm"), model=model_path)
-        direction = "vllm"
+        checks.model_config(model_path, "--model")
+    if generation_config is not None:
+        from hf2vllm.translation import read_generation_config
+
+        read_generation_config(generation_config, "--generation-config")
+    from hf2vllm.translation import translate_hf, translate_vllm
+
+    try:
+        if hf is not None:
+            result = translate_hf(settings, generation_config=generation_config, model=model_path,
+                                  prompt_length=prompt_length)
+        else:
+            result = translate_vllm(settings, model=model_path)
+    except InputError as err:
+        raise InputError(f"{option}: {err}") from None
+    direction = "hf" if hf is not None else "vllm"
     if output_format is TranslateFormat.json:
         typer.echo(json.dumps(result.as_json(), indent=2))
     elif output_format is TranslateFormat.python:

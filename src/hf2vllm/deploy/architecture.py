@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from hf2vllm.errors import InputError
 
@@ -138,33 +138,76 @@ class ModelArchitecture(BaseModel):
 
 def read_config_json(path: Path) -> tuple[dict[str, Any], str]:
     """Load ``config.json`` from a checkpoint directory or the file itself; returns (dict, name)."""
+    from hf2vllm.checks import read_text
+
     path = Path(path)
     config_file = path / "config.json" if path.is_dir() else path
     if not config_file.is_file():
         raise InputError(f"{path}: no config.json found (give a checkpoint directory or the file)")
     try:
-        raw = json.loads(config_file.read_text())
+        raw = json.loads(read_text(config_file, "config"))
     except json.JSONDecodeError as err:
-        raise InputError(f"{config_file}:{err.lineno}: not valid JSON ({err.msg})") from err
+        raise InputError(f"{config_file}:{err.lineno}: not valid JSON ({err.msg})") from None
     if not isinstance(raw, dict):
         raise InputError(f"{config_file}: config.json must be a JSON object")
     name = path.name if path.is_dir() else config_file.stem
     return raw, name
 
 
-def _normalised(raw: dict[str, Any]) -> Any:
+# The keys that size a model, under every name Transformers' ``attribute_map``s give them.
+SIZE_KEYS: dict[str, tuple[str, ...]] = {
+    "hidden_size": ("hidden_size", "d_model", "n_embd", "n_embed", "hidden_dim", "embed_dim", "emb_dim", "dim",
+                    "model_dim"),
+    "num_hidden_layers": ("num_hidden_layers", "num_layers", "n_layer", "n_layers", "encoder_layers",
+                          "decoder_layers", "layers"),
+    "num_attention_heads": ("num_attention_heads", "num_heads", "n_head", "n_heads", "attention_heads",
+                            "encoder_attention_heads", "decoder_attention_heads"),
+    "vocab_size": ("vocab_size", "padded_vocab_size"),
+}
+
+
+def missing_size_keys(raw: dict[str, Any]) -> list[str]:
+    """The sizing keys a flat config.json does not state. Transformers would fill them from its class
+    defaults (a 7B Llama for ``llama``), which would make a plan for a model nobody asked about."""
+    if isinstance(raw.get("text_config"), dict):
+        # Multimodal wrappers: the text model's own config may rely on its family's defaults
+        # (llava-1.5 states only vocab_size); vLLM reads it the same way.
+        return []
+    return [key for key, names in SIZE_KEYS.items() if not any(raw.get(n) is not None for n in names)]
+
+
+# Integer sizes checked in the raw file, before Transformers (slow to import) sees them.
+_INTEGER_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "num_key_value_heads",
+                 "head_dim", "intermediate_size", "max_position_embeddings")
+
+
+def _check_integer_sizes(raw: dict[str, Any], path: Path | str) -> None:
+    for part, values in (("", raw), ("text_config.", raw.get("text_config"))):
+        if not isinstance(values, dict):
+            continue
+        for key in _INTEGER_KEYS:
+            value = values.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise InputError(f"{path}: config.json `{part}{key}` is {value!r}; it must be a positive integer")
+
+
+def _normalised(raw: dict[str, Any], source: Path | str = "config.json") -> Any:
     """The config as Transformers (and therefore vLLM) sees it, or the raw values if unknown."""
     model_type = raw.get("model_type")
     try:
         from transformers import CONFIG_MAPPING
     except ImportError:  # planning still works from the raw file
         return SimpleNamespace(**raw)
+    try:  # Transformers' configs are strict dataclasses now: a wrong type raises hub's own error class
+        from huggingface_hub.errors import StrictDataclassError
+    except ImportError:
+        StrictDataclassError = ValueError  # noqa: N806
     if model_type in CONFIG_MAPPING:
         values = {k: v for k, v in raw.items() if k != "model_type"}
         try:
             return CONFIG_MAPPING[model_type](**values)
-        except (TypeError, ValueError) as err:
-            raise InputError(f"config.json: Transformers rejects this {model_type} config: {err}") from err
+        except (TypeError, ValueError, StrictDataclassError) as err:
+            raise InputError(f"{source}: Transformers rejects this {model_type} config: {err}") from None
     return SimpleNamespace(**raw)
 
 
@@ -254,15 +297,37 @@ def load_architecture(path: Path | str) -> ModelArchitecture:
     """Read ``path`` (checkpoint directory or config.json) into a ``ModelArchitecture``."""
     raw, name = read_config_json(Path(path))
     model_type = raw.get("model_type")
-    if not isinstance(model_type, str):
-        raise InputError(f"{path}: config.json has no `model_type`")
-    cfg = _normalised(raw)
+    if not isinstance(model_type, str) or not model_type:
+        raise InputError(f"{path}: config.json has no `model_type`; give the checkpoint's full config.json")
+    missing = missing_size_keys(raw)
+    if missing:
+        raise InputError(
+            f"{path}: config.json does not state {', '.join(missing)}; hf2vllm will not size a model from "
+            f"Transformers' {model_type} defaults. Give the checkpoint's complete config.json (as published "
+            "with the weights) or its directory"
+        )
+    _check_integer_sizes(raw, path)
+    try:
+        return _load_architecture(raw, name, model_type, path)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"{path}: config.json `{field}`: {first['msg']} (got {first.get('input')!r})") from None
+    except (TypeError, ValueError, ZeroDivisionError) as err:
+        raise InputError(f"{path}: config.json has a value of the wrong kind ({err}); compare it with the "
+                         "checkpoint's published config.json") from None
+
+
+def _load_architecture(raw: dict[str, Any], name: str, model_type: str, path: Path | str) -> ModelArchitecture:
+    cfg = _normalised(raw, path)
     text = _text_config(cfg)
     where = "config.json" if text is cfg else "config.json text_config"
     n_layers = _require(text, "num_hidden_layers", where)
     hidden = _require(text, "hidden_size", where)
     heads = _require(text, "num_attention_heads", where)
     kv_heads = _get(text, "num_key_value_heads", default=heads)
+    if not isinstance(kv_heads, int) or isinstance(kv_heads, bool) or kv_heads <= 0:
+        raise InputError(f"{where}: `num_key_value_heads` is {kv_heads!r}, not a positive integer")
     head_dim = _get(text, "head_dim", default=None)
     if not isinstance(head_dim, int) or head_dim <= 0 or model_type in MLA_MODEL_TYPES:
         # DeepSeek configs carry head_dim = qk_rope_head_dim; vLLM ignores it for MLA.

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from hf2vllm import interrupt
 from hf2vllm.deploy.hardware import GIB
 from hf2vllm.deploy.kv_cache import kv_capacity, layer_caches
 from hf2vllm.deploy.plan import Plan, PlanRequest, make_plan
@@ -124,6 +125,8 @@ def calibrate(request: CalibrationRequest) -> CalibrationResult:
         env={"VLLM_CPU_KVCACHE_SPACE": None, "VLLM_LOGGING_LEVEL": "INFO", "VLLM_CONFIGURE_LOGGING": "1"},
     ))
     command = server.command()
+    interrupt.doing("vllm serve starting, for its KV cache figures")
+    interrupt.saves(log_path, "the vLLM log {path}")
     logged = run_until_capacity_logged(server, request.timeout_s)
     if logged.kv_cache_tokens is None or logged.max_concurrency is None:
         raise InputError(f"{log_path}: no 'KV cache size' line found")

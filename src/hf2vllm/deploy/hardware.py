@@ -39,8 +39,8 @@ ACCELERATORS: dict[str, Accelerator] = {
 def resolve_accelerator(name: str | None, memory_gib: float | None) -> Accelerator:
     """``--gpu NAME`` from the table, or ``--gpu-memory-gib`` for anything else."""
     if memory_gib is not None:
-        if memory_gib <= 0:
-            raise InputError("--gpu-memory-gib must be positive")
+        if not memory_gib > 0:
+            raise InputError(f"--gpu-memory-gib: got {memory_gib:g}; give the memory of one accelerator in GiB, e.g. 80")
         return Accelerator(name=name or f"custom-{memory_gib:g}GiB", memory_gib=memory_gib)
     if name is None:
         local = local_gpu()
@@ -50,10 +50,23 @@ def resolve_accelerator(name: str | None, memory_gib: float | None) -> Accelerat
             "no GPU here to measure: give --gpu NAME (see `hf2vllm plan --list-gpus`), --gpu-memory-gib N, "
             "or --device cpu"
         )
-    for key, accelerator in ACCELERATORS.items():
-        if key.lower() == name.lower():
-            return accelerator
-    raise InputError(f"--gpu {name!r}: unknown accelerator (known: {', '.join(ACCELERATORS)}; or use --gpu-memory-gib)")
+    import difflib
+    import re
+
+    def bare(text: str) -> str:  # "rtx4090", "RTX 4090" and "RTX-4090" name one card
+        return re.sub(r"[^a-z0-9]", "", text.lower())
+
+    by_bare = {bare(key): key for key in ACCELERATORS}
+    if bare(name) in by_bare:
+        return ACCELERATORS[by_bare[bare(name)]]
+    # "H100" means one of the H100 entries; only then the closest spelling.
+    close = [key for b, key in by_bare.items() if bare(name) and b.startswith(bare(name))]
+    close = close or [by_bare[b] for b in difflib.get_close_matches(bare(name), by_bare, n=1, cutoff=0.5)]
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    raise InputError(
+        f"--gpu {name!r}: unknown accelerator; {hint}known: {', '.join(ACCELERATORS)} "
+        "(for another one give its memory: --gpu-memory-gib N)"
+    )
 
 
 def local_gpu() -> Accelerator | None:

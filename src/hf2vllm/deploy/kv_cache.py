@@ -54,8 +54,10 @@ def dtype_bytes(kv_cache_dtype: str, model_dtype: str) -> int:
     try:
         return KV_DTYPE_BYTES[name]
     except KeyError:
+        # With "auto" the element is the model's dtype: blame the option that set it, not the KV cache.
+        where = f"--dtype {model_dtype!r}" if kv_cache_dtype in ("auto", "", None) else f"--kv-cache-dtype {kv_cache_dtype!r}"
         raise InputError(
-            f"--kv-cache-dtype {kv_cache_dtype!r}: unknown element size (known: auto, "
+            f"{where}: hf2vllm does not know the KV element size of this dtype (sized: auto, "
             f"{', '.join(sorted(KV_DTYPE_BYTES))})"
         ) from None
 

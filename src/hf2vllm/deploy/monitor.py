@@ -321,11 +321,22 @@ def fetch_metrics(base_url: str, timeout: float = 10.0) -> str:
     """GET ``{base_url}/metrics`` (base URL with or without ``/v1``)."""
     import httpx
 
+    from hf2vllm.checks import mask_secrets, public_url, url_secrets
+
     root = base_url.rstrip("/").removesuffix("/v1")
+    shown = public_url(f"{root}/metrics")  # the URL may carry credentials (sent as Basic auth): never shown
     try:
         response = httpx.get(f"{root}/metrics", timeout=timeout)
+    except httpx.ConnectError as err:
+        if "refused" in str(err).lower():
+            raise BackendUnavailableError(f"{shown}: nothing listens there (connection refused); start the "
+                                          "server (hf2vllm serve) or fix the host/port") from None
+        reason = mask_secrets(f"{type(err).__name__}: {err}", url_secrets(base_url))
+        raise BackendUnavailableError(f"{shown}: cannot connect ({reason}); check the host and port") from None
     except httpx.HTTPError as err:
-        raise BackendUnavailableError(f"{root}/metrics: {type(err).__name__}: {err}") from err
+        reason = mask_secrets(f"{type(err).__name__}: {err}", url_secrets(base_url))
+        raise BackendUnavailableError(f"{shown}: {reason}") from None
     if response.status_code != 200:
-        raise BackendUnavailableError(f"{root}/metrics answered HTTP {response.status_code}")
+        hint = "; give the server's root URL (vLLM serves /metrics there)" if response.status_code == 404 else ""
+        raise BackendUnavailableError(f"{shown} answered HTTP {response.status_code}{hint}")
     return response.text

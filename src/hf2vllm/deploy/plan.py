@@ -17,7 +17,7 @@ import json
 import math
 import shlex
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, Field
@@ -29,6 +29,10 @@ from hf2vllm.deploy.weights import WeightEstimate, estimate_weights
 from hf2vllm.errors import InputError
 
 Goal = Literal["throughput", "latency", "balanced"]
+GOALS: tuple[str, ...] = get_args(Goal)
+DEVICES = ("gpu", "cpu")
+# The most GPUs one node holds in practice (8 is typical: DGX/HGX; 16 on a few); more means several nodes.
+MAX_GPUS_PER_NODE = 16
 
 # vLLM's CPU build defaults to 128-token blocks (16 for its MLA kernel); GPU attention backends
 # use 16, and the FlashMLA/Cutlass MLA backends need 64.
@@ -276,12 +280,60 @@ def _tp_options(arch: ModelArchitecture, gpus: int) -> list[int]:
     return options
 
 
+def check_options(
+    *, goal: str = "balanced", device: str = "gpu", gpus: int = 1, nodes: int = 1, gpu_memory_gib: float | None = None,
+    kv_cache_memory_gib: float | None = None, max_model_len: int | None = None, prompt_tokens: int = 512,
+    output_tokens: int = 256, concurrency: int = 32, kv_cache_dtype: str = "auto", quantization: str | None = None,
+    dtype: str | None = None, gpu_memory_utilization: float = 0.9, block_size: int | None = None,
+    max_num_batched_tokens: int | None = None, max_num_seqs: int | None = None, images_per_prompt: int = 1,
+    port: int = 8000, **_ignored: object,
+) -> str | None:
+    """Refuse option values that mean nothing (one ``InputError`` naming the option) before any file is
+    read; returns ``dtype`` as vLLM spells it canonically (None for the config's own)."""
+    from hf2vllm import checks
+    from hf2vllm.deploy.vllm_names import kv_cache_dtypes, model_dtypes, quantization_methods
+
+    checks.choice(goal, "--goal", GOALS)
+    checks.choice(device, "--device", DEVICES)
+    checks.number(gpus, "--gpus", minimum=1)
+    if gpus > MAX_GPUS_PER_NODE:
+        raise InputError(
+            f"--gpus {gpus}: that is GPUs per node, and a node holds at most {MAX_GPUS_PER_NODE} in practice "
+            f"(8 is typical); for {gpus} GPUs pass --nodes {-(-gpus // 8)} --gpus 8"
+        )
+    checks.number(nodes, "--nodes", minimum=1)
+    checks.positive(gpu_memory_gib, "--gpu-memory-gib", "memory of one accelerator in GiB")
+    checks.positive(kv_cache_memory_gib, "--kv-cache-memory-gib", "KV cache space in GiB")
+    checks.number(max_model_len, "--max-model-len", minimum=1, meaning="tokens per request, prompt + output")
+    checks.number(prompt_tokens, "--prompt-tokens", minimum=1)
+    checks.number(output_tokens, "--output-tokens", minimum=1)
+    checks.number(concurrency, "--concurrency", minimum=1)
+    if not 0 < gpu_memory_utilization <= 1:  # False for NaN too
+        raise InputError(f"--gpu-memory-utilization: got {gpu_memory_utilization:g}; give the fraction of each "
+                         "GPU's memory vLLM may use, above 0 and at most 1 (e.g. 0.9)")
+    checks.number(block_size, "--block-size", minimum=1, meaning="KV block size in tokens, e.g. 16")
+    checks.number(max_num_batched_tokens, "--max-num-batched-tokens", minimum=1)
+    checks.number(max_num_seqs, "--max-num-seqs", minimum=1)
+    checks.number(images_per_prompt, "--images-per-prompt", minimum=0)
+    checks.port(port)
+    checks.choice(kv_cache_dtype, "--kv-cache-dtype", kv_cache_dtypes())
+    checks.choice(quantization, "--quantization", quantization_methods())
+    if dtype is None or dtype == "auto":
+        return None
+    checks.choice(dtype, "--dtype", model_dtypes())
+    return {"half": "float16", "float": "float32"}.get(dtype, dtype)
+
+
+def check_request(request: PlanRequest) -> None:
+    """``check_options`` for a whole request (the Python API refuses what the CLI refuses)."""
+    check_options(**request.model_dump())
+
+
 def make_plan(request: PlanRequest) -> Plan:
     """Pick parallelism and limits for ``request`` and render the serve command."""
-    if request.gpus < 1 or request.nodes < 1:
-        raise InputError("--gpus and --nodes must be at least 1")
-    if not 0 < request.gpu_memory_utilization <= 1:
-        raise InputError("--gpu-memory-utilization must be in (0, 1]")
+    check_request(request)
+    if request.dtype == "auto" or request.dtype in ("half", "float"):
+        request = request.model_copy(update={"dtype": check_options(dtype=request.dtype)})
     arch = load_architecture(request.model)
     model_path = Path(request.model)
     model_dir = model_path if model_path.is_dir() else None
@@ -316,10 +368,11 @@ def make_plan(request: PlanRequest) -> Plan:
     if chosen is None:
         largest = max(tp_options) * max(pp_options)
         where = f"{request.nodes} node(s) x {request.gpus} {accelerator.name if accelerator else 'cpu'}"
+        fix = ("lower --max-model-len or raise --kv-cache-memory-gib" if request.device == "cpu"
+               else "lower --max-model-len, quantize, or add GPUs")
         raise InputError(
             f"{arch.name}: weights ({_gib(weights.weights_bytes)}) plus KV for one {max_model_len}-token "
-            f"request do not fit {where} at any parallelism (tried up to {largest} ranks per replica); "
-            "lower --max-model-len, quantize, or add GPUs"
+            f"request do not fit {where} at any parallelism (tried up to {largest} ranks per replica); {fix}"
         )
     tp, pp = chosen.tp, chosen.pp
     total_devices = request.gpus * request.nodes if request.device == "gpu" else 1

@@ -113,11 +113,20 @@ PRESETS: dict[str, tuple[str, Callable[[PlanRequest], PlanRequest]]] = {
 }
 
 
+def check_preset_name(name: str) -> str:
+    """``name`` if it is a preset; otherwise one ``InputError`` listing them (and the closest one)."""
+    if name not in PRESETS:
+        import difflib
+
+        close = difflib.get_close_matches(name, PRESETS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InputError(f"--preset {name!r}: unknown preset{hint} (known: {', '.join(PRESETS)})")
+    return name
+
+
 def preset_request(name: str, base: PlanRequest) -> PlanRequest:
     """The plan request a preset makes from the user's request."""
-    if name not in PRESETS:
-        raise InputError(f"--preset {name!r}: unknown preset (known: {', '.join(PRESETS)})")
-    return PRESETS[name][1](base)
+    return PRESETS[check_preset_name(name)][1](base)
 
 
 def build_preset(name: str, base: PlanRequest) -> Preset:

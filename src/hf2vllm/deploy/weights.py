@@ -24,12 +24,33 @@ SAFETENSORS_DTYPE_BYTES = {
 PARAM_DTYPE_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
 # Bytes per parameter for --quantization when counting from the architecture; 4-bit methods
 # carry group scales (group 128, fp16 scale + zero) on top of the packed values.
+# Names are vLLM's (``vllm_names.quantization_methods``) plus the ``quant_method`` spellings of
+# checkpoints' ``quantization_config``; microscaling formats carry one 8-bit scale per 32 values.
+_FOUR_BIT_GROUPED = 0.5 + 4 / 128
 QUANTIZED_BYTES_PER_PARAM = {
     "fp8": 1.0,
-    "awq": 0.5 + 4 / 128,
-    "gptq": 0.5 + 4 / 128,
+    "fbgemm_fp8": 1.0,
+    "fp8_per_tensor": 1.0,
+    "fp8_per_block": 1.0,
+    "fp8_per_channel": 1.0,
+    "modelopt": 1.0,
+    "mxfp8": 1.0 + 1 / 32,
+    "modelopt_mxfp8": 1.0 + 1 / 32,
+    "awq": _FOUR_BIT_GROUPED,
+    "auto_awq": _FOUR_BIT_GROUPED,
+    "awq_marlin": _FOUR_BIT_GROUPED,
+    "gptq": _FOUR_BIT_GROUPED,
+    "auto_gptq": _FOUR_BIT_GROUPED,
+    "gptq_marlin": _FOUR_BIT_GROUPED,
+    "moe_wna16": _FOUR_BIT_GROUPED,
+    "mxfp4": 0.5 + 1 / 32,
+    "gpt_oss_mxfp4": 0.5 + 1 / 32,
+    "modelopt_fp4": 0.5 + 1 / 16,
+    "nvfp4_per_token": 0.5 + 1 / 16,
     "bitsandbytes": 0.5 + 2 / 64,
     "int8": 1.0,
+    "experts_int8": 1.0,
+    "int8_per_channel_weight_only": 1.0,
 }
 
 
@@ -168,13 +189,17 @@ def bytes_per_param(arch: ModelArchitecture, dtype: str | None, quantization: st
     method = quantization or arch.quantization_method
     if method:
         if method not in QUANTIZED_BYTES_PER_PARAM:
+            where = f"--quantization {method!r}" if quantization else (
+                f"config.json quantization_config.quant_method {method!r}")
             raise InputError(
-                f"--quantization {method!r}: unknown weight size (known: {', '.join(sorted(QUANTIZED_BYTES_PER_PARAM))})"
+                f"{where}: hf2vllm does not know the weight size of this method (sized: "
+                f"{', '.join(sorted(QUANTIZED_BYTES_PER_PARAM))}); plan a checkpoint that has safetensors files"
             )
         return QUANTIZED_BYTES_PER_PARAM[method]
     name = dtype or arch.torch_dtype
     if name not in PARAM_DTYPE_BYTES:
-        raise InputError(f"--dtype {name!r}: unknown parameter size (known: {', '.join(PARAM_DTYPE_BYTES)})")
+        where = f"--dtype {name!r}" if dtype else f"config.json torch_dtype {name!r}"
+        raise InputError(f"{where}: unknown parameter size (known: {', '.join(PARAM_DTYPE_BYTES)}); pass --dtype")
     return PARAM_DTYPE_BYTES[name]
 
 

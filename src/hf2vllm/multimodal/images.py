@@ -95,6 +95,19 @@ def resolve_image_source(source: str, where: str, base_dir: Path | None) -> Imag
     return ImageRef(where=where, path=str(path.resolve()))
 
 
+def check_request_images(requests: Any, base_dir: Path | None, where: str = "") -> None:
+    """Open every image part of ``requests`` once (Pillow only, no processor): a missing file, a remote URL
+    or a file that is not an image raises ``InputError`` naming the request and the part."""
+    prefix = f"{where}: " if where else ""
+    for req in requests:
+        for i, msg in enumerate(req.messages or []):
+            parts = msg.get("content") if isinstance(msg.get("content"), list) else []
+            for j, part in enumerate(parts):
+                if is_image_part(part):
+                    spot = f"{prefix}request {req.id!r} messages[{i}].content[{j}]"
+                    image_ref_from_part(part, spot, base_dir).load()
+
+
 def _decode_data_url(url: str, where: str) -> bytes:
     header, sep, payload = url.partition(",")
     if not sep or not header.startswith("data:image/") or ";base64" not in header:

@@ -122,6 +122,44 @@ def resolve_settings(processor: Any, overrides: dict[str, Any] | None = None) ->
     return resolved
 
 
+# hf2vllm sets these in its own processor call; a second value would be a duplicate keyword argument.
+_SET_BY_HF2VLLM = {"return_tensors", "images", "text"}
+
+
+def processor_kwarg_names(processor: Any) -> set[str]:
+    """The image settings the installed processor accepts (its image processor's own list); empty when
+    it does not publish one."""
+    image_processor = getattr(processor, "image_processor", processor)
+    names = getattr(image_processor, "_valid_kwargs_names", None)
+    if names is None:
+        names = list(getattr(getattr(image_processor, "valid_kwargs", None), "__annotations__", {}))
+    return set(names) - _SET_BY_HF2VLLM
+
+
+def check_processor_kwargs(processor: Any, kwargs: dict[str, Any] | None, option: str) -> None:
+    """Refuse a key the processor does not take (a typo would otherwise be ignored on one side or both)."""
+    if not kwargs:
+        return
+    from hf2vllm.checks import known_keys
+
+    for key in kwargs:
+        if key in _SET_BY_HF2VLLM:
+            raise InputError(f"{option}: {key!r} is set by hf2vllm itself; leave it out")
+    known = processor_kwarg_names(processor)
+    if known:
+        known_keys(kwargs, option, known, what="image-processor setting")
+
+
+def load_image_processor(model_path: str | Path, *, trust_remote_code: bool = False) -> Any:
+    """The checkpoint's image processor alone (no tokenizer): enough to check image settings."""
+    from transformers import AutoImageProcessor
+
+    try:
+        return AutoImageProcessor.from_pretrained(str(model_path), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, ImportError) as err:
+        raise InputError(f"cannot load the image processor of {model_path}: {str(err).splitlines()[0]}") from None
+
+
 def _plain(value: Any) -> Any:
     """A processor setting as plain JSON-able data (Transformers keeps sizes in a ``SizeDict``)."""
     if hasattr(value, "__dataclass_fields__"):
@@ -190,6 +228,7 @@ def prepare_vl_requests(
     max_new_tokens: int = 0,
 ) -> tuple[list[VLPreparedRequest], VLSettings]:
     """Prepare every request of a VL model once; refuse one whose expanded prompt cannot fit."""
+    check_processor_kwargs(processor, image_overrides, "mm_processor_kwargs")
     markers = image_markers(processor)
     image_kwargs = resolve_settings(processor, image_overrides)
     tokenizer = processor.tokenizer
@@ -206,7 +245,13 @@ def prepare_vl_requests(
         # A chat template adds BOS itself; a raw prompt relies on the tokenizer, as in requests.py.
         add_special = req.messages is None
         engine_ids = list(tokenizer(text, add_special_tokens=add_special)["input_ids"])
-        out = processor_inputs(processor, text, loaded, image_kwargs, add_special=add_special)
+        try:
+            out = processor_inputs(processor, text, loaded, image_kwargs, add_special=add_special)
+        except (ValueError, TypeError) as err:
+            if not image_overrides:
+                raise
+            raise InputError(f"mm_processor_kwargs {image_overrides}: the processor refused them for request "
+                             f"{req.id!r} ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
         expanded = [int(t) for t in out["input_ids"][0]]
         vl = None
         if refs:

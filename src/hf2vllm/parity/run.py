@@ -32,6 +32,7 @@ from hf2vllm.errors import InputError
 from hf2vllm.multimodal.integration import has_images, prepare_vl_prompt_set, vllm_engine_options
 from hf2vllm.multimodal.prepare import is_vision_language
 from hf2vllm.parity import diagnose
+from hf2vllm.parity.head_start import PromptHeadStart, head_start_applies
 from hf2vllm.parity.collapse import collapse_cause, collapse_check
 from hf2vllm.parity.compare import common_prefix_fraction, exact_match_rate, first_divergence, token_at
 from hf2vllm.parity.noise import NoiseModel, step_resolution
@@ -336,6 +337,21 @@ class _Sides:
             thread.start()
             self.closing.append(thread)
 
+    @contextmanager
+    def beside_closing(self, backend: Backend) -> Iterator[None]:
+        """On a CPU, one core fewer for ``backend`` while an engine shuts down beside it: its shutdown
+        keeps a core busy for seconds (each process's final garbage collection), and two thread pools
+        competing for two cores are slower together than taking turns."""
+        if not getattr(backend, "prefers_alone", False) or not any(t.is_alive() for t in self.closing):
+            yield
+            return
+        import torch
+
+        from hf2vllm.backends.hf import torch_threads
+
+        with torch_threads(torch.get_num_threads() - 1):
+            yield
+
     def close(self, role: str | None = None) -> None:
         for name in [role] if role else list(self.loading):
             if name in self.loading:  # a failed run must not leave a load behind
@@ -476,6 +492,28 @@ def run_compare(
     )
 
 
+def run_candidate_alone(options: CompareOptions, progress: ProgressFactory | None = None) -> BackendRun:
+    """The candidate side of ``run_compare`` and nothing else: the same prompts, settings and engine
+    options, loaded, generating, closed. The baseline for "vLLM's own time" (``bench verdict``)."""
+    from hf2vllm.models import resolve_model
+
+    backend_class(options.candidate.kind).check_available()
+    model_path = resolve_model(options.model)
+    tokenizer = load_tokenizer(model_path)
+    spec = side_spec(resolve_spec(options, model_path, tokenizer), options.candidate)
+    requests = prepare_prompt_set(options, model_path, tokenizer, options.candidate.prompt)
+    sides = _Sides(options, {}, model_path, requests, None, Stopwatch())
+    try:
+        candidate = sides.get("candidate")
+        setup = _setup("candidate", options.candidate, candidate, spec, model_path, model_context_length(model_path))
+        results, seconds = _generate("candidate", options.candidate, candidate, requests, spec, setup, tokenizer,
+                                     progress, sides.watch)
+    finally:
+        sides.close()
+    return BackendRun(name=options.candidate.kind, options=candidate.describe(), load_seconds=candidate.load_seconds,
+                      generate_seconds=seconds, results=results)
+
+
 def _shared_length(row: RequestComparison) -> int:
     return len(row.reference_token_ids) if row.first_divergence is None else row.first_divergence
 
@@ -527,9 +565,26 @@ def _teacher_forced(
     cand_choice, ref_choice = options.candidate, options.reference
     cand_spec, ref_spec = specs["candidate"], specs["reference"]
     top_k = ref_spec.logprobs or 0
-    candidate = sides.get("candidate")
-    cand_setup = _setup("candidate", cand_choice, candidate, cand_spec, model_path, context)
     watch = sides.watch
+    requests = prepared["reference"]
+    head_start = None
+    if head_start_applies(ref_choice.kind, ref_choice.options, cand_choice.kind, "candidate" not in sides.given):
+        reference = sides.get("reference", " (it prefills the prompts while vLLM loads)")
+        ref_max = _setup("reference", ref_choice, reference, ref_spec, model_path, context).max_model_len
+
+        def prefilled(seconds: float, _tokens: int) -> None:
+            watch.seconds["reference prompt prefill (overlapped)"] = round(seconds, 3)
+
+        head_start = PromptHeadStart(reference, requests, max_model_len=ref_max, on_done=prefilled)  # type: ignore[arg-type]
+    try:
+        candidate = sides.get("candidate")
+    except BaseException:
+        if head_start is not None:
+            head_start.result()  # a thread still inside torch must not outlive the run (abort at exit)
+        raise
+    if head_start is not None:
+        head_start.stop()
+    cand_setup = _setup("candidate", cand_choice, candidate, cand_spec, model_path, context)
     if ref_choice.kind == "hf":
         sides.prefetch("reference")
     cand_results, cand_seconds = _generate("candidate", cand_choice, candidate, prepared["candidate"], cand_spec,
@@ -538,14 +593,15 @@ def _teacher_forced(
     # The candidate stays loaded: the reference's forks are scored on it and probed for batch effects.
     reference = sides.get("reference", " (teacher forcing)")
     ref_setup = _setup("reference", ref_choice, reference, ref_spec, model_path, context)
-    requests = prepared["reference"]
     cand_by_id = {r.request_id: r for r in cand_results}
     forced = [r for r in requests if diagnose.answer_fits(r, cand_by_id[r.id].output_token_ids, ref_setup.max_model_len)]
     start = time.perf_counter()
     callback = progress(f"{ref_choice.kind} teacher-force", len(forced)) if progress and forced else None
+    prefixes = head_start.result() if head_start is not None else None
     with watch.stage("reference teacher-force"):
         scored = reference.teacher_force(  # type: ignore[attr-defined]
             forced, [cand_by_id[r.id].output_token_ids for r in forced], top_k=top_k, spec=ref_spec, progress=callback,
+            **({"prefixes": prefixes} if prefixes else {}),
         ) if forced else []
     by_id = {s.request_id: s for s in scored}
     forks: dict[str, int | None] = {}
@@ -574,7 +630,7 @@ def _teacher_forced(
     if explaining and by_id:
         if on_status:
             on_status(f"{ref_choice.kind}: measuring its own noise")
-        with watch.stage("reference noise calibration"):
+        with watch.stage("reference noise calibration"), sides.beside_closing(reference):
             calibration = diagnose.calibrate_reference(
                 reference, requests, by_id, {r.id: cand_by_id[r.id].output_token_ids for r in forced}, generated,
                 count=options.calibration_requests, top_k=top_k, dtype=ref_setup.dtype,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from hf2vllm.backends.base import StepLogprobs
 from hf2vllm.environment import EnvironmentInfo
@@ -187,6 +187,15 @@ class BackendRunSummary(BaseModel):
     )
     output_tokens: int
     output_tokens_per_second: float
+
+    @field_validator("options")
+    @classmethod
+    def _without_credentials(cls, options: dict[str, Any]) -> dict[str, Any]:
+        from hf2vllm.checks import public_options
+
+        # A credential given as an engine option (--vllm-option hf_token=...) or inside a URL stays out
+        # of report.json and report.html.
+        return public_options(options)  # type: ignore[return-value]
 
 
 class RequestComparison(BaseModel):

@@ -27,7 +27,10 @@ tokens/min) are off by default: a self-hosted vLLM queues requests itself and a 
 slows it down; turn them on for hosted APIs that bill or throttle per minute.
 
 The API key is sent as ``Authorization: Bearer`` and never appears in a log line, error or report:
-every message built here passes through ``redact()``.
+every message built here passes through ``redact()`` and names the server by ``public_base_url``.
+Credentials inside the URL (``http://user:key@host/v1``) are sent as HTTP Basic auth (for a proxy in
+front of the server; vLLM's own ``--api-key`` wants the Bearer key of ``api_key_env``) and are never
+shown either; giving both is refused, since both would set the one Authorization header.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
+from hf2vllm.checks import api_key_env as checked_key_env
+from hf2vllm.checks import mask_secrets, public_url, url_secrets
 from hf2vllm.errors import BackendUnavailableError, InputError
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -71,14 +76,31 @@ class ClientConfig(BaseModel):
     tokens_per_minute: float | None = Field(None, gt=0, description="Client-side limit; None = off.")
 
     def resolved_key(self) -> str | None:
+        key = None
         if self.api_key is not None:
-            return self.api_key.get_secret_value() or None
-        if self.api_key_env:
+            key = self.api_key.get_secret_value() or None
+        elif self.api_key_env:
+            checked_key_env(self.api_key_env)
             key = os.environ.get(self.api_key_env)
-            if not key:
-                raise InputError(f"--api-key-env {self.api_key_env}: that environment variable is not set")
-            return key
-        return None
+        if key and url_secrets(self.base_url):
+            raise InputError(
+                f"URL {self.public_base_url} carries credentials (user:key@) and an API key is given too: give the "
+                "key one way (--api-key-env for vLLM's --api-key; URL credentials go as HTTP Basic auth)"
+            )
+        return key
+
+    @property
+    def public_base_url(self) -> str:
+        """The base URL as it may be shown: without credentials."""
+        return public_url(self.base_url)
+
+    def secrets(self) -> list[str]:
+        """Every credential this config carries (the key; URL user and password of 6+ characters, as a
+        shorter one would mask ordinary words): ``redact`` masks them in every message."""
+        key = self.api_key.get_secret_value() if self.api_key is not None else None
+        if key is None and self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+        return [s for s in (key, *(u for u in url_secrets(self.base_url) if len(u) >= 6)) if s]
 
     @property
     def root_url(self) -> str:
@@ -134,11 +156,11 @@ class _Retryable(Exception):
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every secret replaced by ``***`` (also its Bearer form)."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    """``text`` with every secret replaced by ``***`` (also its Bearer form), then anything else shaped
+    like a credential (``checks.mask_secrets``: URL userinfo, key-shaped words, key variables' values)."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return mask_secrets(text)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -323,7 +345,7 @@ class ServerClient:
             self._session = None
 
     def redact(self, text: str) -> str:
-        return redact(text, [self._key])
+        return redact(text, self.config.secrets())
 
     def url(self, path: str) -> str:
         return self.config.base_url.rstrip("/") + "/" + path.lstrip("/")
@@ -335,12 +357,22 @@ class ServerClient:
 
         url = (self.config.root_url.rstrip("/") + "/" + path.lstrip("/")) if root else self.url(path)
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_s, sock_connect=self.config.connect_timeout_s)
-        async with self._session.get(url, timeout=timeout) as resp:
-            text = await resp.text()
-            try:
-                return resp.status, json.loads(text)
-            except json.JSONDecodeError:
-                return resp.status, text
+        try:
+            async with self._session.get(url, timeout=timeout) as resp:
+                text = await resp.text()
+        except (asyncio.TimeoutError, TimeoutError):
+            raise BackendUnavailableError(
+                f"GET {public_url(url)}: no answer within {self.config.timeout_s:g} s; check the address or "
+                "that the server is up") from None
+        except aiohttp.ClientError as err:
+            reason = err.os_error if isinstance(err, aiohttp.ClientConnectorError) else f"{type(err).__name__}: {err}"
+            raise BackendUnavailableError(self.redact(
+                f"GET {public_url(url)}: cannot connect ({reason}); start the server (hf2vllm serve) or fix the "
+                "host/port")) from None
+        try:
+            return resp.status, json.loads(text)
+        except json.JSONDecodeError:
+            return resp.status, text
 
     async def post(
         self, path: str, body: dict[str, Any], *, request_id: str, stream: bool | None = None
@@ -423,9 +455,9 @@ class ServerClient:
         except (asyncio.TimeoutError, TimeoutError):
             raise _Retryable("timeout", f"no complete answer within {self.config.timeout_s:g} s") from None
         except aiohttp.ClientConnectorError as err:
-            raise _Retryable("connection", f"cannot connect to {self.config.base_url}: {err.os_error}") from None
+            raise _Retryable("connection", f"cannot connect to {self.config.public_base_url}: {err.os_error}") from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as err:
-            raise _Retryable("connection", f"connection dropped: {type(err).__name__}: {err}") from None
+            raise _Retryable("connection", self.redact(f"connection dropped: {type(err).__name__}: {err}")) from None
 
     def _raise_for(self, status: int, text: str, retry_after: str | None, request_id: str) -> None:
         detail = self.redact(_error_message(text))
@@ -433,7 +465,8 @@ class ServerClient:
             reason = "429" if status == 429 else ("5xx" if status >= 500 else str(status))
             raise _Retryable(reason, f"HTTP {status}: {detail}", parse_retry_after(retry_after))
         raise ServerRequestError(
-            f"request {request_id}: HTTP {status} from {self.config.base_url}: {detail}", status=status, body=text
+            f"request {request_id}: HTTP {status} from {self.config.public_base_url}: {detail}", status=status,
+            body=self.redact(text),
         )
 
     async def _read_stream(self, resp: Any, request_id: str, start: float, *, chat: bool) -> ServerReply:
@@ -451,7 +484,8 @@ class ServerClient:
                 break
             chunk = json.loads(payload)
             if "error" in chunk and not chunk.get("choices"):
-                raise _Retryable("stream-error", f"error inside stream: {_error_message(json.dumps(chunk))}")
+                raise _Retryable("stream-error",
+                                 self.redact(f"error inside stream: {_error_message(json.dumps(chunk))}"))
             carried = merge.add(chunk)
             if carried:
                 now = time.perf_counter()

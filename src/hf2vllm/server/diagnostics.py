@@ -23,6 +23,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 
+from hf2vllm.checks import public_url
 from hf2vllm.server.client import ClientConfig, redact
 
 FailureKind = Literal[
@@ -55,7 +56,7 @@ class CheckResult(BaseModel):
 class CheckReport(BaseModel):
     """All checks against one server: ``hf2vllm check-server --json`` prints this."""
 
-    base_url: str
+    base_url: str = Field(description="Without credentials (checks.public_url), as every URL shown.")
     model: str | None
     passed: bool
     checks: list[CheckResult]
@@ -118,6 +119,10 @@ def diagnose_status(status: int, body: str, url: str, model: str | None = None) 
                           and model in detail):
         return Diagnosis(kind="model_not_served", message=f"model {model!r} is not served at {url}: {detail}",
                          fix="use --model with a name from GET /v1/models (vllm serve --served-model-name sets it)")
+    if status in (404, 405) and "/v1/" in url:
+        # The base URL is right (it ends in /v1); this one endpoint is missing.
+        return Diagnosis(kind="wrong_path", message=f"{status} at {url}: the server has no such endpoint",
+                         fix="serve with vLLM's OpenAI-compatible server (vllm serve), which has it")
     if status in (404, 405):
         return Diagnosis(kind="wrong_path", message=f"{status} at {url}: no OpenAI API on that path",
                          fix="the base URL must end in /v1, e.g. http://HOST:PORT/v1")
@@ -153,17 +158,22 @@ class _Probe:
         self.http = httpx.Client(headers=headers, timeout=httpx.Timeout(options.timeout_s), follow_redirects=False)
 
     def url(self, path: str, root: bool = False) -> str:
+        """The URL to request (credentials included: httpx sends them as Basic auth)."""
         base = self.config.root_url if root else self.config.base_url
         return base.rstrip("/") + "/" + path.lstrip("/")
+
+    def shown(self, path: str, root: bool = False) -> str:
+        """The same URL as it may be shown: without credentials."""
+        return public_url(self.url(path, root))
 
     def request(self, method: str, path: str, *, root: bool = False, model: str | None = None, **kw: Any) -> httpx.Response:
         url = self.url(path, root)
         try:
             resp = self.http.request(method, url, **kw)
         except httpx.HTTPError as err:
-            raise ServerCheckFailed(self._redacted(diagnose_error(err, url))) from None
+            raise ServerCheckFailed(self._redacted(diagnose_error(err, public_url(url)))) from None
         if resp.status_code != 200:
-            raise ServerCheckFailed(self._redacted(diagnose_status(resp.status_code, resp.text, url, model)))
+            raise ServerCheckFailed(self._redacted(diagnose_status(resp.status_code, resp.text, public_url(url), model)))
         return resp
 
     def post(self, path: str, body: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
@@ -172,11 +182,12 @@ class _Probe:
         try:
             return resp.json()
         except json.JSONDecodeError:
-            raise ServerCheckFailed(Diagnosis(kind="bad_answer", message=f"{self.url(path)} answered non-JSON",
+            raise ServerCheckFailed(Diagnosis(kind="bad_answer", message=f"{self.shown(path)} answered non-JSON",
                                               fix="the base URL points at something that is not an OpenAI API"))
 
     def _redacted(self, d: Diagnosis) -> Diagnosis:
-        return Diagnosis(kind=d.kind, message=redact(d.message, [self.key]), fix=d.fix)
+        secrets = [self.key, *self.config.secrets()]
+        return Diagnosis(kind=d.kind, message=redact(d.message, secrets), fix=redact(d.fix, secrets))
 
     def close(self) -> None:
         self.http.close()
@@ -188,7 +199,8 @@ def list_models(config: ClientConfig, timeout_s: float = 10.0) -> list[dict[str,
 
     probe = _Probe(CheckOptions(base_url=config.base_url, api_key_env=config.api_key_env, timeout_s=timeout_s))
     if config.api_key is not None:
-        probe.http.headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+        probe.key = config.api_key.get_secret_value()
+        probe.http.headers["Authorization"] = f"Bearer {probe.key}"
     try:
         return _models(probe)
     except ServerCheckFailed as failed:
@@ -204,7 +216,7 @@ def _models(probe: _Probe) -> list[dict[str, Any]]:
         assert isinstance(data, list)
     except (json.JSONDecodeError, KeyError, TypeError, AssertionError):
         raise ServerCheckFailed(Diagnosis(
-            kind="wrong_path", message=f"{probe.url('models')} answered, but not with an OpenAI model list",
+            kind="wrong_path", message=f"{probe.shown('models')} answered, but not with an OpenAI model list",
             fix="the base URL must be the API root ending in /v1, e.g. http://HOST:PORT/v1")) from None
     return data
 
@@ -226,12 +238,21 @@ def check_server(options: CheckOptions) -> CheckReport:
 
     model = options.model
     try:
+        moved = ""
         try:
             models = _models(probe)
         except ServerCheckFailed as err:
-            failed("connection", _with_base_url_hint(probe, err))
-            return _report(options, model, results)
-        add("connection", True, f"GET {probe.url('models')} answered with {len(models)} model(s)")
+            api_base = _api_base(probe, err)
+            if api_base is None:
+                failed("connection", _with_base_url_hint(probe, err))
+                return _report(options, model, results)
+            # The server root (or a wrong path) was given: check the API where it is, and say so.
+            moved = (f" (no OpenAI API at {public_url(options.base_url)}, so {public_url(api_base)} was tried "
+                     "and is used: pass that URL next time)")
+            options = options.model_copy(update={"base_url": api_base})
+            probe.config = probe.config.model_copy(update={"base_url": api_base})
+            models = _models(probe)
+        add("connection", True, f"GET {probe.shown('models')} answered with {len(models)} model(s)" + moved)
         names = [str(m.get("id")) for m in models]
         if model is None:
             if len(names) != 1:
@@ -278,7 +299,24 @@ _FIXES = {
 def _report(options: CheckOptions, model: str | None, results: list[CheckResult]) -> CheckReport:
     ok = all(r.passed for r in results if r.required) and {r.name for r in results} >= {
         n for n in options.required}
-    return CheckReport(base_url=options.base_url, model=model, passed=ok, checks=results)
+    return CheckReport(base_url=public_url(options.base_url), model=model, passed=ok, checks=results)
+
+
+def _api_base(probe: _Probe, err: ServerCheckFailed) -> str | None:
+    """Where the OpenAI API is when the given URL has none (``<url>/v1``, ``<root>/v1``), else None."""
+    if err.diagnosis.kind != "wrong_path":
+        return None
+    given = probe.config.base_url.rstrip("/")
+    for candidate in dict.fromkeys([given + "/v1", probe.url("v1", root=True).rstrip("/")]):
+        if candidate == given:
+            continue
+        try:
+            resp = probe.http.get(candidate + "/models")
+            if resp.status_code == 200 and isinstance(resp.json().get("data"), list):
+                return candidate
+        except (httpx.HTTPError, json.JSONDecodeError, AttributeError):
+            continue
+    return None
 
 
 def _with_base_url_hint(probe: _Probe, err: ServerCheckFailed) -> ServerCheckFailed:
@@ -291,7 +329,7 @@ def _with_base_url_hint(probe: _Probe, err: ServerCheckFailed) -> ServerCheckFai
             resp = probe.http.get(candidate + "/models")
             if resp.status_code == 200 and "data" in resp.json():
                 return ServerCheckFailed(Diagnosis(kind="wrong_path", message=err.diagnosis.message,
-                                                   fix=f"use the base URL {candidate}"))
+                                                   fix=f"use the base URL {public_url(candidate)}"))
         except (httpx.HTTPError, json.JSONDecodeError):
             continue
     return err
@@ -417,14 +455,15 @@ def _check_streaming(probe: _Probe, model: str, o: CheckOptions) -> tuple[bool, 
     try:
         with probe.http.stream("POST", url, json=body) as resp:
             if resp.status_code != 200:
-                raise ServerCheckFailed(diagnose_status(resp.status_code, resp.read().decode(), url, model))
+                raise ServerCheckFailed(probe._redacted(
+                    diagnose_status(resp.status_code, resp.read().decode(), public_url(url), model)))
             for line in resp.iter_lines():
                 if line.startswith("data:") and line[5:].strip() != "[DONE]":
                     chunks += 1
                     if ttft is None:
                         ttft = time.perf_counter() - start
     except httpx.HTTPError as err:
-        raise ServerCheckFailed(diagnose_error(err, url)) from None
+        raise ServerCheckFailed(probe._redacted(diagnose_error(err, public_url(url)))) from None
     if not chunks:
         return False, "no SSE chunks", None
     return True, f"{chunks} chunks, first after {1000 * (ttft or 0):.0f} ms", round(ttft or 0, 4)

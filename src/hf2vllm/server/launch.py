@@ -104,10 +104,11 @@ class VLLMServer:
             else:
                 env[name] = value
         if self.config.api_key_env:
-            key = os.environ.get(self.config.api_key_env)
-            if not key:
-                raise BackendUnavailableError(f"environment variable {self.config.api_key_env} is not set")
-            # vLLM reads VLLM_API_KEY itself: the key never appears on a command line or in `ps`.
+            from hf2vllm.checks import api_key_env
+
+            key = os.environ[api_key_env(self.config.api_key_env)]
+            # vLLM reads VLLM_API_KEY itself: the key never appears on its command line, in `ps`, or in
+            # the "non-default args" line it logs at start-up.
             env["VLLM_API_KEY"] = key
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
@@ -171,6 +172,10 @@ class VLLMServer:
         proc = self.process
         if proc is None or proc.poll() is not None:
             return
+        from hf2vllm import interrupt
+
+        if interrupt.received():  # the run was told to stop: seconds, not the usual grace (interrupt.EXIT_S)
+            timeout_s = min(timeout_s, interrupt.TERM_WAIT_S)
         for sig, wait in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0)):
             try:
                 os.killpg(proc.pid, sig)

@@ -14,6 +14,7 @@ itself even against a slow server.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from pydantic import BaseModel, Field
 from hf2vllm.bench.metrics import saturation_load, summarise_load_point, throughput_knee
 from hf2vllm.bench.schema import SLO, LoadPointResult, RequestTiming, ServeReport
 from hf2vllm.bench.serve.profiles import LoadProfile, arrival_offsets
+from hf2vllm.checks import public_url
 from hf2vllm.requests import ChatRequest
 
 
@@ -108,7 +110,8 @@ class _Sender:
             reply = await self.client.post(item.path, body, request_id=f"bench-{tag}-{self.counter}", stream=True)
         except Exception as err:  # noqa: BLE001 - a failed request is a data point, not a crash
             now = time.perf_counter()
-            return RequestTiming(start=sent - origin, end=now - origin, ok=False, error=str(err)[:300])
+            return RequestTiming(start=sent - origin, end=now - origin, ok=False,
+                                 error=self.client.redact(str(err))[:300])
         return _timing_from_reply(reply, sent, origin)
 
 
@@ -162,7 +165,10 @@ async def resolve_model_name(client: Any) -> str:
     if status != 200 or not isinstance(data, dict) or not data.get("data"):
         from hf2vllm.errors import BackendUnavailableError
 
-        raise BackendUnavailableError(f"{client.config.base_url}/models answered {status}; pass --model")
+        fix = {401: "the server wants an API key: --api-key-env VAR with VAR holding it",
+               403: "the key was rejected: --api-key-env VAR with VAR holding the server's key"}.get(
+            status, "check the base URL (it ends in /v1), or pass --model")
+        raise BackendUnavailableError(f"{client.config.public_base_url}/models answered {status}; {fix}")
     return str(data["data"][0]["id"])
 
 
@@ -189,7 +195,36 @@ async def run_load_point(client: Any, model: str, items: Sequence[WorkItem], pro
         burstiness=profile.burstiness if profile.kind == "rate" else None,
         slo=options.slo, stopped_by_time_cap=capped,
     )
+    result.errors = distinct_errors(timings)
     return result, timings
+
+
+_REQUEST_ID = re.compile(r"^request \S+: ")
+_GAVE_UP = re.compile(r" \(gave up after \d+ attempts?\)$")
+
+
+def distinct_errors(timings: Sequence[RequestTiming]) -> dict[str, int]:
+    """The failed requests' errors without their request ids, most frequent first: the HTTP status and the
+    server's message, so 32 identical 500s are one line."""
+    from hf2vllm.checks import mask_secrets
+
+    counts: dict[str, int] = {}
+    for timing in timings:
+        if not timing.ok:
+            text = mask_secrets(_GAVE_UP.sub("", _REQUEST_ID.sub("", timing.error or "unknown error")))
+            counts[text] = counts.get(text, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def failure_summary(report: ServeReport) -> tuple[int, int, dict[str, int]]:
+    """(failed, sent, distinct errors with counts) over every load level of ``report``."""
+    failed = sum(p.failed for p in report.points)
+    sent = sum(p.requests for p in report.points)
+    errors: dict[str, int] = {}
+    for point in report.points:
+        for text, count in point.errors.items():
+            errors[text] = errors.get(text, 0) + count
+    return failed, sent, dict(sorted(errors.items(), key=lambda item: -item[1]))
 
 
 async def run_serve(
@@ -233,7 +268,7 @@ async def run_serve(
     kind = "rate" if any(p.profile == "rate" for p in points) else "concurrency"
     same_kind = [p for p in points if p.profile == kind]
     return ServeReport(
-        url=options.url,
+        url=public_url(options.url),
         model=model,
         prompt_source=prompt_source,
         output_tokens_per_request=max_tokens,
