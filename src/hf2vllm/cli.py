@@ -77,6 +77,13 @@ def main() -> None:
     except Exception as err:  # noqa: BLE001 - the last line of defence: one line, traceback to a file
         if interrupt.received():
             sys.exit(interrupt.settle(1))
+        from hf2vllm.backends.engine_log import explain_engine_failure
+
+        explained = explain_engine_failure(err)  # vLLM's engine died: its log names why
+        if explained is not None:
+            save_traceback(err)
+            print(f"error: {one_line(str(explained))}", file=sys.stderr)
+            sys.exit(explained.exit_code)
         where = save_traceback(err)
         print(f"error: unexpected {type(err).__name__}: {one_line(str(err))[:300]} (this is a bug in hf2vllm "
               f"or a library; the traceback is in {where})", file=sys.stderr)

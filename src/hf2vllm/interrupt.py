@@ -304,8 +304,12 @@ def _end(exit_code: int) -> None:
 
 
 def _print_line(signum: int, stopped: int, *, forced: bool) -> None:
+    from hf2vllm.backends.engine_log import terminal_stderr
+
     try:
-        print(interrupted_line(signum, stopped, forced=forced), file=sys.stderr, flush=True)
+        sys.stderr.flush()
+        # Straight to the terminal's stderr: while an engine starts, fd 2 points at its log (engine_log).
+        os.write(terminal_stderr(), (interrupted_line(signum, stopped, forced=forced) + "\n").encode())
     except (OSError, ValueError):  # stderr closed (the terminal went away with SIGHUP)
         pass
 

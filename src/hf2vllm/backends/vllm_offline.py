@@ -17,6 +17,7 @@ from hf2vllm.backends.base import (
     StepLogprobs,
     register_backend,
 )
+from hf2vllm.backends.engine_log import engine_log, explain_engine_failure
 from hf2vllm.dtypes import normalise_dtype
 from hf2vllm.errors import BackendUnavailableError
 from hf2vllm.multimodal.integration import has_images
@@ -124,8 +125,15 @@ class VLLMBackend(Backend):
         if on_cpu:
             self.engine_options["cpu_reserved_cores"] = cpu_reserved_cores
         os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
-        with cpu_cores_for_engine(cpu_reserved_cores if on_cpu else None):
-            self.llm = vllm.LLM(**kwargs)
+        with engine_log() as log, cpu_cores_for_engine(cpu_reserved_cores if on_cpu else None):
+            self.log_path = log
+            try:
+                self.llm = vllm.LLM(**kwargs)
+            except Exception as err:
+                explained = explain_engine_failure(err)
+                if explained is None:
+                    raise
+                raise explained from err
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
         # Read back, not assumed: every logprob this engine returns is in this mode.
