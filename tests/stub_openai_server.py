@@ -1,5 +1,6 @@
 """A real HTTP server (stdlib, 127.0.0.1, an ephemeral port) that looks like an OpenAI server from the
 outside: ``GET /v1/models`` lists one model, and every completion answers with a fixed error status.
+``serving`` serves any handler the same way; ``closed_port`` is a port where nothing listens.
 Tests use it to drive the real client code against a server that fails, without mocking anything.
 
 Usage::
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,13 +52,29 @@ def _handler(status: int, message: str) -> type[BaseHTTPRequestHandler]:
 
 
 @contextlib.contextmanager
-def stub_openai_server(status: int = 500, message: str = "the engine is dead") -> Iterator[str]:
-    """Serve until the block ends; yields the base URL ending in ``/v1``."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(status, message))
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """``handler`` served on 127.0.0.1 (an ephemeral port, a thread per request) until the block ends;
+    yields the port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+        yield int(server.server_address[1])
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def stub_openai_server(status: int = 500, message: str = "the engine is dead") -> Iterator[str]:
+    """Serve until the block ends; yields the base URL ending in ``/v1``."""
+    with serving(_handler(status, message)) as port:
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+def closed_port() -> int:
+    """A loopback port where nothing listens (free a moment ago: bound once to pick it, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -87,6 +87,16 @@ def read_text(path: Path, option: str) -> str:
         raise InputError(f"{option} {path}: cannot read it ({err.strerror or err})") from None
 
 
+def json_file(path: Path, option: str) -> object:
+    """A JSON file's value; not UTF-8, unreadable or not JSON is one line naming the option, file and line."""
+    import json
+
+    try:
+        return json.loads(read_text(path, option))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{option} {path}:{err.lineno}: not valid JSON ({err.msg})") from None
+
+
 # ---------------------------------------------------------------- numbers
 
 

@@ -43,17 +43,16 @@ def one_line(message: str) -> str:
 
 
 def save_traceback(err: BaseException) -> str:
-    """Write ``err``'s traceback (credentials masked) to ``$HF2VLLM_HOME``/last-error.log; its path."""
-    import os
+    """Write ``err``'s traceback (credentials masked) to ``state_dir()``/last-error.log; its path."""
     import tempfile
     import traceback
     from pathlib import Path
 
     from hf2vllm.checks import mask_secrets
+    from hf2vllm.models import state_dir
 
-    home = Path(os.environ.get("HF2VLLM_HOME") or Path.home() / ".cache" / "hf2vllm")
     text = mask_secrets("".join(traceback.format_exception(err)))
-    for folder in (home, Path(tempfile.gettempdir())):
+    for folder in (state_dir(), Path(tempfile.gettempdir())):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / "last-error.log"

@@ -44,6 +44,12 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+def state_dir() -> Path:
+    """Where hf2vllm writes its logs (vLLM engine logs, last-error.log): ``$HF2VLLM_HOME``, else ``cache_dir()``
+    (a separate variable, so that tests can move the logs and keep the cached models)."""
+    return Path(os.environ.get("HF2VLLM_HOME") or cache_dir())
+
+
 def models_dir() -> Path:
     return cache_dir() / "models"
 

@@ -696,8 +696,6 @@ def _vllm_bad_words_ids(words: list[str], tokenizer: Any) -> list[list[int]]:
 def read_generation_config(path: str | Path, option: str) -> dict[str, Any]:
     """A ``generation_config.json`` named on the command line (the file, or a directory holding one) as a
     dict; a missing, unreadable or malformed one raises ``InputError`` naming ``option`` and the line."""
-    import json
-
     from hf2vllm import checks
 
     path = Path(path)
@@ -706,10 +704,7 @@ def read_generation_config(path: str | Path, option: str) -> dict[str, Any]:
             raise InputError(f"{option} {path}: a directory without generation_config.json; give the file")
         path = path / "generation_config.json"
     checks.input_file(path, option, what="generation_config.json")
-    try:
-        data = json.loads(checks.read_text(path, option))
-    except json.JSONDecodeError as err:
-        raise InputError(f"{option} {path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    data = checks.json_file(path, option)
     if not isinstance(data, dict):
         raise InputError(f"{option} {path}: expected a JSON object of generation settings, "
                          f"got a JSON {type(data).__name__}")

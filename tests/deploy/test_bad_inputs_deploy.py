@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from badinput import CANARY, BadInput, assert_bad_input, run_cli
-from stub_openai_server import MODEL, stub_openai_server
+from stub_openai_server import MODEL, closed_port, stub_openai_server
 
 CONFIGS = Path(__file__).parent / "configs"
 QWEN = str(CONFIGS / "qwen2.5-0.5b.json")  # a valid config: the option checks run before it is read
@@ -66,10 +65,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def closed_url() -> str:
-    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    return f"http://127.0.0.1:{closed_port()}/v1"
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from badinput import CANARY, BadInput, assert_bad_input, files_under, run_cli
+from stub_openai_server import closed_port, serving
 
 PLAIN = "opensesame-plain-pw"
 """A URL password that does not look like a key (``checks.looks_like_secret`` is False for it)."""
@@ -130,21 +129,14 @@ vllm:kv_cache_usage_perc{model_name="fake-model"} 0.1
 @pytest.fixture(scope="module")
 def fake_server() -> Iterator[int]:
     """The port of a ``FakeOpenAI`` on 127.0.0.1."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with serving(FakeOpenAI) as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
 def refused_port() -> int:
-    """A loopback port where nothing listens (bound once to pick it, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port where nothing listens."""
+    return closed_port()
 
 
 # ---------------------------------------------------------------------- the contract

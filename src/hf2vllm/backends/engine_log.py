@@ -34,8 +34,9 @@ class EngineStartError(HF2VLLMError):
 
 
 def logs_folder() -> Path:
-    home = Path(os.environ.get("HF2VLLM_HOME") or Path.home() / ".cache" / "hf2vllm")
-    return home / "logs"
+    from hf2vllm.models import state_dir
+
+    return state_dir() / "logs"
 
 
 def root_cause(log_text: str) -> str | None:

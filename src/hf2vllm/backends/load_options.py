@@ -15,26 +15,18 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib.util
 import inspect
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hf2vllm.deploy.vllm_names import vllm_source
 from hf2vllm.errors import InputError
 
 # Set by hf2vllm itself from --model/--vllm-model: an option of the same name would be a second value.
 _OWN_KEYS = {"model": "--model (or --vllm-model)"}
 # Annotations simple enough to check a value against (the rest are left to vLLM).
 _SIMPLE_TYPES = {"int": ((int,), "an integer"), "float": ((int, float), "a number"), "bool": ((bool,), "true or false")}
-
-
-def _vllm_source(*parts: str) -> Path | None:
-    spec = importlib.util.find_spec("vllm")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations)), *parts)
-    return path if path.is_file() else None
 
 
 def _class_node(path: Path, name: str) -> ast.ClassDef | None:
@@ -47,13 +39,13 @@ def vllm_engine_arguments() -> dict[str, str] | None:
     """``{name: annotation}`` for every keyword ``vllm.LLM(...)`` accepts; None without vLLM."""
     found: dict[str, str] = {}
     try:
-        arg_utils = _vllm_source("engine", "arg_utils.py")
+        arg_utils = vllm_source("engine/arg_utils.py")
         engine_args = _class_node(arg_utils, "EngineArgs") if arg_utils else None
         if engine_args is not None:
             for node in engine_args.body:
                 if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
                     found[node.target.id] = ast.unparse(node.annotation).strip("'\"")
-        llm_file = _vllm_source("entrypoints", "llm.py")
+        llm_file = vllm_source("entrypoints/llm.py")
         llm = _class_node(llm_file, "LLM") if llm_file else None
         init = next((n for n in (llm.body if llm else []) if isinstance(n, ast.FunctionDef) and n.name == "__init__"),
                     None)
@@ -77,7 +69,7 @@ def vllm_engine_arguments() -> dict[str, str] | None:
 @functools.lru_cache(maxsize=1)
 def vllm_max_logprobs_default() -> int:
     """vLLM's default ``max_logprobs`` (the most top-k logprobs a request may ask for): ``ModelConfig``'s."""
-    path = _vllm_source("config", "model.py")
+    path = vllm_source("config/model.py")
     node = _class_node(path, "ModelConfig") if path else None
     for item in node.body if node else []:
         if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.target.id == "max_logprobs":
@@ -87,23 +79,6 @@ def vllm_max_logprobs_default() -> int:
             if isinstance(value, ast.Constant) and isinstance(value.value, int):
                 return value.value
     return 20
-
-
-@functools.lru_cache(maxsize=1)
-def vllm_quantization_methods() -> tuple[str, ...]:
-    """The ``quantization`` methods the installed vLLM knows (its ``QuantizationMethods`` literal)."""
-    path = _vllm_source("model_executor", "layers", "quantization", "__init__.py")
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8")) if path else None
-    except (OSError, SyntaxError, UnicodeDecodeError):
-        tree = None
-    for node in tree.body if tree else []:
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
-        literal = isinstance(node, ast.Assign) and isinstance(node.value, ast.Subscript)
-        if literal and isinstance(target, ast.Name) and target.id == "QuantizationMethods":
-            elements = node.value.slice.elts if isinstance(node.value.slice, ast.Tuple) else [node.value.slice]
-            return tuple(e.value for e in elements if isinstance(e, ast.Constant) and isinstance(e.value, str))
-    return ()
 
 
 def backend_load_options(kind: str) -> dict[str, str]:

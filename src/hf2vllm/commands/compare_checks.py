@@ -75,11 +75,9 @@ def _check_names(o: dict[str, Any]) -> None:
     except InputError as err:
         raise InputError(f"--dtype: {err}") from None
     if o["quantization"] is not None:
-        from hf2vllm.backends.load_options import vllm_quantization_methods
+        from hf2vllm.deploy.vllm_names import quantization_methods
 
-        methods = vllm_quantization_methods()
-        if methods:
-            checks.choice(o["quantization"], "--quantization", methods)
+        checks.choice(o["quantization"], "--quantization", quantization_methods())
 
 
 def _check_numbers(o: dict[str, Any]) -> None:

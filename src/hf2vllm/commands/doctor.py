@@ -63,10 +63,7 @@ def _check_model_config(path: Path) -> None:
     from hf2vllm import checks
     from hf2vllm.doctor.rules.serving import estimate_parameters
 
-    try:
-        data = json.loads(checks.read_text(path, "--model-config"))
-    except json.JSONDecodeError as err:
-        raise InputError(f"--model-config {path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    data = checks.json_file(path, "--model-config")
     if not isinstance(data, dict):
         raise InputError(f"--model-config {path}: a JSON {type(data).__name__}; give the served model's config.json")
     try:

@@ -61,7 +61,6 @@ def build_rtn_gptq_command(
     `hf2vllm compare --task hidden-states --vllm-model PATH`.
     """
     from hf2vllm import checks
-    from hf2vllm.models import resolve_model
     from hf2vllm.pooling.quantise import GPTQ_BITS, GPTQ_GROUP_SIZES, build_rtn_gptq
 
     checks.choice(str(bits), "--bits", [str(b) for b in GPTQ_BITS])

@@ -31,21 +31,23 @@ FALLBACK_KV_CACHE_DTYPES = ("auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "f
 FALLBACK_MODEL_DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
 
 
-def _vllm_root() -> Path | None:
+def vllm_source(relative: str) -> Path | None:
+    """The installed vLLM's source file ``relative`` (e.g. ``"config/model.py"``), or None; imports nothing."""
     spec = importlib.util.find_spec("vllm")  # a top-level lookup imports nothing
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(next(iter(spec.submodule_search_locations)))
+    path = Path(next(iter(spec.submodule_search_locations)), relative)
+    return path if path.is_file() else None
 
 
 @functools.cache
 def _literal(relative: str, name: str) -> tuple[str, ...] | None:
     """The string values of ``name = Literal[...]`` in vLLM's ``relative`` source file, or None."""
-    root = _vllm_root()
-    if root is None:
+    path = vllm_source(relative)
+    if path is None:
         return None
     try:
-        tree = ast.parse((root / relative).read_text(encoding="utf-8"))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError):
         return None
     for node in tree.body:

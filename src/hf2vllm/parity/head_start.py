@@ -34,10 +34,10 @@ def head_start_applies(reference_kind: str, reference_options: dict[str, Any], c
 
 class PromptHeadStart:
     """``HFBackend.prefill_prompts`` on a thread, with one intra-op thread fewer than the process has
-    (the engine load keeps one core busy), until ``stop``. ``on_done(seconds, tokens)`` reports it."""
+    (the engine load keeps one core busy), until ``stop``. ``on_done(seconds)`` reports how long it ran."""
 
     def __init__(self, reference: HFBackend, requests: Sequence[PreparedRequest], *, max_model_len: int | None,
-                 on_done: Callable[[float, int], None] | None = None) -> None:
+                 on_done: Callable[[float], None] | None = None) -> None:
         import torch
 
         self._stop = threading.Event()
@@ -64,7 +64,7 @@ class PromptHeadStart:
             self._prefixes = reference.prefill_prompts(requests, stop=self._stop, threads=threads,
                                                        max_model_len=max_model_len)
             if on_done:
-                on_done(time.perf_counter() - started, sum(p.length for p in self._prefixes.values()))
+                on_done(time.perf_counter() - started)
 
         self._thread = threading.Thread(target=work, name="hf2vllm-prefill", daemon=True)
         self._thread.start()

@@ -392,21 +392,15 @@ def run_compare(
     ``backends`` maps "reference"/"candidate" to already-loaded backends to reuse (they are not
     closed); missing ones are created from the options, used, and closed.
     """
-    from hf2vllm.models import resolve_model
-
     started = time.perf_counter()
     watch = Stopwatch()
     backends = backends or {}
-    for role, choice in (("reference", options.reference), ("candidate", options.candidate)):
+    choices = {"reference": options.reference, "candidate": options.candidate}
+    for role, choice in choices.items():
         if role not in backends:
             backend_class(choice.kind).check_available()  # fail before minutes of work on the other side
     with watch.stage("prepare prompts"):
-        model_path = resolve_model(options.model)
-        tokenizer = load_tokenizer(model_path)
-        spec = resolve_spec(options, model_path, tokenizer)
-        choices = {"reference": options.reference, "candidate": options.candidate}
-        # One tokenisation path; a side's PromptOptions make its prompt differ only when asked to.
-        prepared = {role: prepare_prompt_set(options, model_path, tokenizer, c.prompt) for role, c in choices.items()}
+        model_path, tokenizer, spec, prepared = _prepare(options, choices)
     requests = prepared["reference"]
     specs = {role: side_spec(spec, c) for role, c in choices.items()}
     if options.candidate.kind != "hf":
@@ -492,16 +486,26 @@ def run_compare(
     )
 
 
+def _prepare(options: CompareOptions, choices: dict[str, BackendChoice]
+             ) -> tuple[Path, Any, GenerationSpec, dict[str, list[PreparedRequest]]]:
+    """The model, its tokenizer, the resolved settings and each side's prompts (one tokenisation path; a
+    side's PromptOptions make its prompt differ only when asked to)."""
+    from hf2vllm.models import resolve_model
+
+    model_path = resolve_model(options.model)
+    tokenizer = load_tokenizer(model_path)
+    spec = resolve_spec(options, model_path, tokenizer)
+    prepared = {role: prepare_prompt_set(options, model_path, tokenizer, c.prompt) for role, c in choices.items()}
+    return model_path, tokenizer, spec, prepared
+
+
 def run_candidate_alone(options: CompareOptions, progress: ProgressFactory | None = None) -> BackendRun:
     """The candidate side of ``run_compare`` and nothing else: the same prompts, settings and engine
     options, loaded, generating, closed. The baseline for "vLLM's own time" (``bench verdict``)."""
-    from hf2vllm.models import resolve_model
-
     backend_class(options.candidate.kind).check_available()
-    model_path = resolve_model(options.model)
-    tokenizer = load_tokenizer(model_path)
-    spec = side_spec(resolve_spec(options, model_path, tokenizer), options.candidate)
-    requests = prepare_prompt_set(options, model_path, tokenizer, options.candidate.prompt)
+    model_path, tokenizer, spec, prepared = _prepare(options, {"candidate": options.candidate})
+    spec = side_spec(spec, options.candidate)
+    requests = prepared["candidate"]
     sides = _Sides(options, {}, model_path, requests, None, Stopwatch())
     try:
         candidate = sides.get("candidate")
@@ -572,7 +576,7 @@ def _teacher_forced(
         reference = sides.get("reference", " (it prefills the prompts while vLLM loads)")
         ref_max = _setup("reference", ref_choice, reference, ref_spec, model_path, context).max_model_len
 
-        def prefilled(seconds: float, _tokens: int) -> None:
+        def prefilled(seconds: float) -> None:
             watch.seconds["reference prompt prefill (overlapped)"] = round(seconds, 3)
 
         head_start = PromptHeadStart(reference, requests, max_model_len=ref_max, on_done=prefilled)  # type: ignore[arg-type]
