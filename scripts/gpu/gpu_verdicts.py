@@ -98,7 +98,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     from hf2vllm.backends.base import create_backend
-    from hf2vllm.commands.compare import per_side_choices
+    from hf2vllm.options import per_side_choices
     from hf2vllm.models import resolve_model
     from hf2vllm.parity.run import BackendChoice, CompareOptions, run_compare
 

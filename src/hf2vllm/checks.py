@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from hf2vllm.errors import InputError
@@ -168,12 +168,15 @@ def known_keys(keys: Iterable[str], option: str, known: Iterable[str], *, what: 
 # ---------------------------------------------------------------- structured input
 
 
-def json_object(text: str | None, option: str, *, example: str = '{"key": 1}') -> dict | None:
-    """An option's JSON object, written inline or as ``@file.json``; errors name the option (and the file)."""
+def json_object(text: str | Mapping | None, option: str, *, example: str = '{"key": 1}') -> dict | None:
+    """An option's JSON object, written inline or as ``@file.json``; errors name the option (and the file).
+    A mapping (given from the Python API) is already an object and is taken as it is."""
     import json
 
     if text is None:
         return None
+    if isinstance(text, Mapping):
+        return dict(text)
     where = option
     if text.startswith("@"):
         path = input_file(text[1:], option, what="JSON file")

@@ -25,6 +25,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "models",
     "compare",
+    "record",
     "doctor",
     "translate",
     "serve",

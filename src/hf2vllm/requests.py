@@ -9,7 +9,9 @@ Prompt file format (JSONL, one request per line)::
     {"id": "capital", "messages": [{"role": "user", "content": "Capital of France?"}]}
     {"prompt": "Once upon a time"}
 
-``id`` is optional (defaults to ``line-N``); other keys are kept in ``metadata``.
+``id`` is optional (defaults to ``line-N``); other keys are kept in ``metadata``. A file whose first
+line is an OpenAI batch line (``custom_id`` + ``body``, the format ``vllm run-batch`` reads) is read by
+``hf2vllm.requests_openai_batch`` instead; one format per file.
 """
 
 from __future__ import annotations
@@ -138,25 +140,41 @@ def bundled_prompts_path() -> Path:
     return Path(str(resources.files("hf2vllm.data").joinpath(BUNDLED_PROMPTS)))
 
 
-def load_requests(path: str | Path) -> list[ChatRequest]:
-    """Read a JSONL prompt file; any malformed line raises ``InputError`` naming ``file:line``."""
+def read_prompt_file(path: str | Path) -> str:
+    """A prompt file's text (UTF-8, BOM removed); a missing or unreadable one raises ``InputError``."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"prompts file not found: {path}")
     if not path.is_file():
         raise InputError(f"prompts file {path} is a directory; give the JSONL file itself")
+    return _read_utf8(path).removeprefix("\ufeff")  # a BOM (Windows editors) is not content
+
+
+def load_requests(path: str | Path) -> list[ChatRequest]:
+    """Read a JSONL prompt file (plain or OpenAI batch); any malformed line raises ``InputError`` naming
+    ``file:line``."""
+    from hf2vllm.requests_openai_batch import first_line_is_batch, is_batch_line, parse_openai_batch
+
+    path = Path(path)
+    text = read_prompt_file(path)
+    if first_line_is_batch(text):
+        return parse_openai_batch(path, text).chat_requests()
     requests: list[ChatRequest] = []
     seen: dict[str, int] = {}
-    text = _read_utf8(path).removeprefix("\ufeff")  # a BOM (Windows editors) is not content
+    first_line = 0
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
+        first_line = first_line or lineno
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as err:
             raise InputError(f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
         if not isinstance(raw, dict):
             raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(raw).__name__}")
+        if is_batch_line(raw):
+            raise InputError(f"{path}:{lineno}: an OpenAI batch line (\"custom_id\", \"body\"), but line {first_line} "
+                             "is a plain request; one format per file: write every line one way or split the file")
         known = {"id", "messages", "prompt"}
         if "messages" not in raw and "prompt" not in raw:
             raise InputError(f"{path}:{lineno}: {_missing_input(raw)}")

@@ -99,17 +99,21 @@ class GenerationSpec(BaseModel):
         model: Any = None,
         tokenizer: Any = None,
     ) -> GenerationSpec:
-        """What ``model.generate(**kwargs)`` would effectively use; see ``hf2vllm.translation.translate_hf``."""
+        """What ``model.generate(**kwargs)`` would effectively use; see ``hf2vllm.translation.translate_hf``.
+
+        ``model``: a checkpoint dir, a cached model name (``"smollm2-135m"``) or a loaded model.
+        """
         from hf2vllm.translation import translate_hf
 
-        return translate_hf(kwargs or {}, generation_config=generation_config, model=model, tokenizer=tokenizer).spec
+        return translate_hf(kwargs or {}, generation_config=generation_config, model=_model_dir(model),
+                            tokenizer=tokenizer).spec
 
     @classmethod
     def from_vllm(cls, kwargs: dict[str, Any] | None = None, model: Any = None, tokenizer: Any = None) -> GenerationSpec:
         """What ``SamplingParams(**kwargs)`` makes vLLM do; see ``hf2vllm.translation.translate_vllm``."""
         from hf2vllm.translation import translate_vllm
 
-        return translate_vllm(kwargs or {}, model=model, tokenizer=tokenizer).spec
+        return translate_vllm(kwargs or {}, model=_model_dir(model), tokenizer=tokenizer).spec
 
     def canonical(self) -> GenerationSpec:
         """The same behaviour with ignored knobs reset (greedy ignores the sampling ones)."""
@@ -322,6 +326,15 @@ class GenerationSpec(BaseModel):
             notes.append("stop_strings with min_new_tokens: vLLM ignores stop strings during the first "
                          "min_tokens tokens; Transformers does not")
         return notes
+
+
+def _model_dir(model: Any) -> Any:
+    """A cached model name or checkpoint dir as its directory; a loaded model (or None) unchanged."""
+    if isinstance(model, (str, Path)):
+        from hf2vllm.models import resolve_model
+
+        return resolve_model(model)
+    return model
 
 
 def _neutral_overrides(generation_config: Any, already: set[str]) -> dict[str, Any]:

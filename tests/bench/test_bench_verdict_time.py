@@ -181,3 +181,115 @@ def test_cli_rejects_unknown_device_with_exit_2() -> None:
     done = _cli("--device", "tpu", "--out", "/nonexistent/never.json")
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == "error: --device: expected cpu or cuda, got 'tpu'"
+
+
+# ---------------------------------------------------------------- against_record (issue #21): compare --against REF
+
+
+def test_order_takes_the_against_path_at_most_once() -> None:
+    from hf2vllm.bench.verdict_time import ORDER_WITH_AGAINST
+
+    assert ORDER_WITH_AGAINST == ("teacher_forcing", "against_record", "hf_generate", "vllm_alone")
+    assert [p for _, p in run_order(ORDER_WITH_AGAINST, 2)] == [
+        "teacher_forcing", "against_record", "hf_generate", "vllm_alone",
+        "vllm_alone", "hf_generate", "against_record", "teacher_forcing",
+    ]
+    assert [r for r, _ in run_order(ORDER_WITH_AGAINST, 2)] == [0, 0, 0, 0, 1, 1, 1, 1]
+    for bad in (("teacher_forcing", "against_record", "against_record", "hf_generate", "vllm_alone"),
+                ("against_record", "hf_generate", "vllm_alone"), ("against_record",)):
+        with pytest.raises(InputError, match="at most once against_record"):
+            run_order(bad, 1)
+
+
+def _against_runs() -> list[VerdictTimeRun]:
+    # vLLM alone 24 + 8 = 32 s in both repeats; live 48 and 40 s, against 36 and 34 s.
+    alone = [run_from_alone(SimpleNamespace(load_seconds=24.0, generate_seconds=8.0, results=[1] * 50), r, 33.0)
+             for r in (0, 1)]
+    return [make_run("teacher_forcing", 48.0, repeat=0), make_run("against_record", 36.0, repeat=0, forks=0,
+                                                                  verdict_method="record"),
+            make_run("hf_generate", 100.0, repeat=0), alone[0], alone[1], make_run("hf_generate", 104.0, repeat=1),
+            make_run("against_record", 34.0, repeat=1, verdict_method="record"),
+            make_run("teacher_forcing", 40.0, repeat=1)]
+
+
+def test_against_ratios_over_vllm_alone_and_over_the_live_path() -> None:
+    result = build_result(_against_runs(), device="cpu", record_seconds=61.25, record_bytes=123456)
+    assert result.baseline_seconds == 32.0
+    assert result.paths["against_record"].wall_seconds == 35.0 and result.paths["teacher_forcing"].wall_seconds == 44.0
+    assert result.ratio_against == pytest.approx(35.0 / 32.0, abs=1e-3)
+    assert result.paths["against_record"].ratio_spread == [round(34 / 32, 3), round(36 / 32, 3)]
+    assert result.against_over_live == pytest.approx(35.0 / 44.0, abs=1e-3)  # medians' quotient
+    assert result.against_over_live_spread == [0.75, 0.85]  # 36/48 and 34/40, each repeat's two runs
+    assert result.ratio_new == pytest.approx(44.0 / 32.0, abs=1e-3) and result.meets_target is True
+    assert result.record_seconds == 61.25 and not result.notes  # same verdicts, method "record"
+    # The record is not in any ratio: the same runs without it give the same figures.
+    bare = build_result(_against_runs(), device="cpu")
+    assert (bare.ratio_against, bare.against_over_live) == (result.ratio_against, result.against_over_live)
+
+
+def test_against_figures_absent_without_the_path_or_the_live_one() -> None:
+    runs = _against_runs()
+    without = build_result([r for r in runs if r.path != "against_record"], device="cpu")
+    assert (without.ratio_against, without.against_over_live, without.against_over_live_spread) == (None, None, [])
+    assert "against" not in verdict_sentence(without)
+    no_live = build_result([r for r in runs if r.path != "teacher_forcing"], device="cpu")
+    assert no_live.ratio_against is not None and no_live.against_over_live is None
+
+
+def test_against_run_notes_other_verdicts_or_method() -> None:
+    runs = [make_run("teacher_forcing", 40.0),
+            make_run("against_record", 35.0, verdict_method="teacher_forcing").model_copy(
+                update={"verdicts": {"match": 44, "near_tie": 4, "mismatch": 2}})]
+    notes = build_result(runs).notes
+    assert "against_record run 0 reports verdict method teacher_forcing, not record" in notes
+    assert ("verdicts differ: against_record match 44, near_tie 4, mismatch 2, teacher_forcing match 45, "
+            "near_tie 3, mismatch 2") in notes
+
+
+def test_run_from_report_against_a_record_counts_no_forks() -> None:
+    backends = [SimpleNamespace(load_seconds=0.01, generate_seconds=0.0, mode="generate"),
+                SimpleNamespace(load_seconds=20.0, generate_seconds=10.0, mode="generate")]
+    report = SimpleNamespace(wall_seconds=33.0, backends=backends,
+                             requests=[SimpleNamespace(reference_generated=True) for _ in range(4)],
+                             summary=SimpleNamespace(verdicts={"match": 4}, exact_matches=4),
+                             verdict_method="record", verdict_method_note=None)
+    run = run_from_report(report, "against_record")
+    assert (run.path, run.forks, run.requests, run.ratio, run.verdict_method) == ("against_record", 0, 4, 1.1, "record")
+    assert run_from_report(report, "hf_generate").forks == 4
+
+
+def test_against_markdown_rows_sentence_and_json(tmp_path: Path) -> None:
+    result = build_result(_against_runs(), device="cpu", record_seconds=61.25, record_bytes=123456,
+                          order=["teacher_forcing", "against_record", "hf_generate", "vllm_alone"], repeats=2)
+    rows = table_rows(result)
+    labels = [r[0].split(":")[0] for r in rows]
+    assert labels == ["new", "against a record", "old", "baseline", "record (once, before the timed runs; in no ratio)"]
+    against_row, record_row = rows[1], rows[-1]
+    assert against_row[1] == "35.0" and against_row[6] == "1.09 (1.06-1.12)" and against_row[8] == "recorded"
+    assert record_row[1] == "61.2" and set(record_row[2:]) == {"-"}
+    text = render_table(result)
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| path |"))
+    table = lines[header:header + 7]
+    assert all(line.count("|") == lines[header].count("|") for line in table)
+    assert table[3].startswith("| against a record: compare --against REF") and table[6].startswith("| record (once")
+    assert "against-a-record ratio 1.09" in text
+    assert "compare --against / live compare (teacher forcing) wall time: 0.80 (per repeat 0.75-0.85)" in text
+    assert "the record itself took 61.2 s once (in no ratio)" in text
+    back = VerdictTimeResult.model_validate(json.loads(write_json(result, tmp_path / "v.json").read_text()))
+    assert back == result and back.against_over_live == result.against_over_live
+
+
+def test_json_written_before_the_against_path_still_reads() -> None:
+    # docs/bench/verdict.json as written before issue #21: no against fields, three paths.
+    old = {"kind": "verdict_time", "device": "cpu", "repeats": 2,
+           "order": ["teacher_forcing", "hf_generate", "vllm_alone"], "runs": [make_run("teacher_forcing", 36.0).model_dump()], "ratio_new": 1.2}
+    result = VerdictTimeResult.model_validate(old)
+    assert result.record_seconds is None and result.against_over_live is None and result.against_over_live_spread == []
+    assert "against" not in render_table(build_result(result.runs))
+
+
+def test_cli_offers_against_on_by_default() -> None:
+    done = _cli("--help")
+    assert done.returncode == 0, done.stderr
+    assert "--against" in done.stdout and "--no-against" in done.stdout and "default: against" in done.stdout

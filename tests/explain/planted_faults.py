@@ -17,7 +17,7 @@ SHORT_MAX_MODEL_LEN = 96
 def run_faulted(hf_backend, vllm_backend, *, hf_option=(), vllm_option=(), no_chat_template=None,  # type: ignore[no-untyped-def]
                 vllm_tokenize=False, prompts: Path = FAULT_PROMPTS):
     """One comparison with per-side options given exactly as on the command line."""
-    from hf2vllm.commands.compare import per_side_choices
+    from hf2vllm.options import per_side_choices
     from hf2vllm.parity.run import BackendChoice, CompareOptions, run_compare
 
     reference, candidate = per_side_choices(

@@ -107,3 +107,40 @@ def test_run_verdict_compares_the_candidate_with_the_reference_against_itself() 
 def test_run_verdict_falls_back_to_the_resolution_when_the_reference_reproduces_itself_exactly() -> None:
     verdict = run_verdict(stats(3e-6), stats(0.0), resolution_p99=2e-6, survival=[], collapse=None)
     assert verdict.within_reference_noise and verdict.p99_ratio == pytest.approx(1.5)
+
+
+def test_a_float32_fork_within_tf32_steps_is_a_near_tie_when_the_candidate_multiplies_in_tf32(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # docs/gpu-validation.md, H100 float32: `reason-compare` forks at position 8 with HF's margin 0.0024
+    # (logits ~20), while HF agrees with itself to 7.9e-05: a mismatch for IEEE float32, but one TF32 step
+    # at logit 20 is 2^-6, and vLLM's float32 attention on CUDA multiplies in TF32.
+    from hf2vllm.backends.vllm_offline import float32_dot_precision
+    from hf2vllm.parity.run import verdict_precision
+    from hf2vllm.report.schema import SideSetup
+    from hf2vllm.requests import PromptOptions
+
+    ref = [step(10, {10: -1.2024, 11: -1.2048}, logits={10: 20.31, 11: 20.30})]
+    cand = [step(11, {11: -1.1990, 10: -1.2010})]
+    monkeypatch.delenv("TRITON_F32_DEFAULT", raising=False)
+    assert float32_dot_precision(on_cpu=False, dtype="float32") == "tf32"
+    assert float32_dot_precision(on_cpu=True, dtype="float32") is None  # vLLM's CPU attention: IEEE float32
+    assert float32_dot_precision(on_cpu=False, dtype="bfloat16") is None
+    monkeypatch.setenv("TRITON_F32_DEFAULT", "ieee")
+    assert float32_dot_precision(on_cpu=False, dtype="float32") is None
+
+    def side(role: str, backend: str, dot: str | None) -> SideSetup:
+        return SideSetup(role=role, backend=backend, dtype="float32", max_model_len=None, generation={},  # type: ignore[arg-type]
+                         prompt=PromptOptions(), dot_precision=dot)
+
+    hf, vllm_cuda, vllm_ieee = side("reference", "hf", None), side("candidate", "vllm", "tf32"), side("candidate", "vllm", None)
+    assert verdict_precision(hf, vllm_cuda) == "tf32" and verdict_precision(hf, vllm_ieee) == "float32"
+    tf32 = explain.diagnose_divergence(0, [10], [11], ref, cand, same_prompt=True,
+                                       noise=NoiseModel(measured=7.9e-5, dtype=verdict_precision(hf, vllm_cuda)))
+    assert tf32.verdict == "near_tie" and tf32.noise_floor == 2.0**-6 and "tf32 step" in (tf32.noise_source or "")
+    ieee = explain.diagnose_divergence(0, [10], [11], ref, cand, same_prompt=True,
+                                       noise=NoiseModel(measured=7.9e-5, dtype=verdict_precision(hf, vllm_ieee)))
+    assert ieee.verdict == "mismatch"
+    cause = explain.check_dtype(hf, vllm_cuda)
+    assert cause is not None and cause.id == "dtype_differs" and "TRITON_F32_DEFAULT=ieee" in cause.evidence[0]
+    assert explain.check_dtype(hf, vllm_ieee) is None

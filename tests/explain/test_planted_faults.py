@@ -84,7 +84,7 @@ def test_clean_run_has_no_mismatch_that_is_not_a_near_tie(bundled_report) -> Non
 def test_looping_candidate_is_flagged_by_the_free_running_check(hf_backend, vllm_backend, tmp_path: Path) -> None:
     # repetition_penalty < 1 rewards repeats: vLLM's own greedy answers loop ("wonderful, wonderful, ...") while
     # HF's do not. Teacher-forced numbers still agree (raw logprobs are untouched by the penalty).
-    from hf2vllm.commands.compare import per_side_choices
+    from hf2vllm.options import per_side_choices
     from hf2vllm.parity.run import BackendChoice, CompareOptions, run_compare
 
     reference, candidate = per_side_choices(

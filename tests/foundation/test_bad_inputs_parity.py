@@ -42,6 +42,7 @@ PROMPT_FILES = {
     "image-remote.jsonl": line(messages=[{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]),
     "secret-in-bad-line.jsonl": '{"prompt": "my key is ' + CANARY + '"',
+    "domain-tagged.jsonl": line(messages=[USER], domain="chat"),
 }
 
 
@@ -224,6 +225,15 @@ COMPARE = [
              ":1: not valid JSON"),
     BadInput("compare-prompts-image-for-text-model", [C, "--prompts", "{in}/image-to-text-model.jsonl"],
              "messages[0].content[0] is an image, but the model"),
+    # Groups and the gate (parity.groups): a typo must not pass as one "(none)" group or an ignored gate.
+    BadInput("compare-gate-unknown", [C, "--gate", "worst"],
+             "--gate: unknown value 'worst'; choose one of worst-group, overall"),
+    BadInput("compare-gate-without-threshold", [C, "--gate", "overall"],
+             "--gate overall: there is nothing to gate without --min-exact-match"),
+    BadInput("compare-group-by-absent-key", [C, "--prompts", "{in}/domain-tagged.jsonl", "--group-by", "domian"],
+             "--group-by domian: no request carries the metadata key 'domian' (the keys they carry: domain)"),
+    BadInput("compare-group-by-untagged-prompts", [C, "--group-by", "domain"],
+             "no request carries the metadata key 'domain' (they carry no metadata keys)"),
     # Model directories.
     BadInput("compare-model-config-not-json", [C, "--model", "{in}/model-bad-json"], "config.json is not valid JSON"),
     BadInput("compare-model-config-no-model-type", [C, "--model", "{in}/model-no-model-type"],
@@ -252,6 +262,8 @@ REPORT = [
     BadInput("report-bench-json", ["report", "{in}/bench.json"], "a benchmark report (bench.json)"),
     BadInput("report-pooling-json", ["report", "{in}/pooling.json"], "a pooling report"),
     BadInput("report-missing-fields", ["report", "{in}/partial-report.json"], "not a hf2vllm compare report: field"),
+    BadInput("report-gate-unknown", ["report", "{in}/partial-report.json", "--gate", "strict"],
+             "--gate: unknown value 'strict'; choose one of worst-group, overall"),
     BadInput("report-html-under-a-file", ["report", "{in}/partial-report.json", "--html", "{in}/file.txt/r.html"],
              "--html {in}/file.txt/r.html: {in}/file.txt is a file"),
     BadInput("report-html-file-without-suffix", ["report", "{in}/partial-report.json", "--html", "{in}/noext"],

@@ -112,6 +112,7 @@ _MODULES = {
     "hf": "hf2vllm.backends.hf",
     "vllm": "hf2vllm.backends.vllm_offline",
     "server": "hf2vllm.backends.openai_server",
+    "record": "hf2vllm.backends.recorded",
 }
 
 

@@ -82,9 +82,14 @@ class HFBackend(Backend):
         max_batch_tokens: int = 16384,
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
+        device_map: str | dict[str, Any] | None = None,
+        max_memory: dict[str, Any] | None = None,
+        offload_folder: str | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from hf2vllm.backends.placement import execution_device, from_pretrained_placement
 
         start = time.perf_counter()
         self.model_path = Path(model)
@@ -96,17 +101,27 @@ class HFBackend(Backend):
         extra: dict[str, Any] = {}
         if attn_implementation:
             extra["attn_implementation"] = attn_implementation
+        # Several devices (or a memory cap): Accelerate places the layers, hf2vllm only asks (backends/placement.py).
+        placement = from_pretrained_placement(device_map, max_memory, offload_folder)
+        self.max_memory = placement.get("max_memory")
+        self._own_offload_folder = placement.get("offload_folder") if placement and not offload_folder else None
         # A vision-language checkpoint needs its processor and image-text model class (multimodal/).
         self.processor = None
         if is_vision_language(model):
             self.processor = load_processor(model, trust_remote_code=trust_remote_code)
             self.model = load_vl_model(
-                model, dtype=resolve_torch_dtype(dtype), device=device, trust_remote_code=trust_remote_code
+                model, dtype=resolve_torch_dtype(dtype), device=device, trust_remote_code=trust_remote_code,
+                placement=placement,
             )
         else:
             self.model = AutoModelForCausalLM.from_pretrained(
-                model, dtype=resolve_torch_dtype(dtype), trust_remote_code=trust_remote_code, **extra
-            ).to(device)
+                model, dtype=resolve_torch_dtype(dtype), trust_remote_code=trust_remote_code, **extra, **placement
+            )
+            if not placement:
+                self.model = self.model.to(device)
+        self.device_map = getattr(self.model, "hf_device_map", None) if placement else None
+        if self.device_map:
+            self.device = execution_device(self.device_map, device)
         self.model.eval()
         self.pad_token_id = self._pad_token_id()
         torch.set_grad_enabled(False)
@@ -194,10 +209,29 @@ class HFBackend(Backend):
         return self.model(input_ids=ids, **extra)
 
     def describe(self) -> dict[str, Any]:
-        return {
+        described: dict[str, Any] = {
             "dtype": self.dtype, "device": self.device, "batch_size": self.batch_size,
             "max_batch_tokens": self.max_batch_tokens,
         }
+        if self.device_map:
+            from hf2vllm.backends.placement import placement_summary
+
+            described["placement"] = placement_summary(self.device_map)
+            if self.max_memory:
+                described["max_memory"] = {str(k): v for k, v in self.max_memory.items()}
+        return described
+
+    def generate_batches(self, requests: Sequence[PreparedRequest], spec: GenerationSpec) -> list[list[int]]:
+        """The ``generate()`` calls that ``generate(requests, spec)`` makes, as index lists into ``requests``.
+
+        A batch of this plan given back to ``generate`` runs as that one batch (every prefix of a batch was
+        accepted when it was cut), so work split along it gives the same numbers as one call: the Ray
+        reference (reference/ray_workers.py) shards by it."""
+        order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt_token_ids))
+        if self.processor is not None:
+            return [[i] for i in order]
+        lengths = [len(r.prompt_token_ids) for r in requests]
+        return length_batches(order, lengths, spec.max_new_tokens, self.batch_size, self.max_batch_tokens)
 
     def generate(
         self,
@@ -210,7 +244,6 @@ class HFBackend(Backend):
 
         if self.processor is not None:
             return self._generate_vl(requests, spec, progress)
-        order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt_token_ids))
         results: dict[int, GenerationResult] = {}
         gen_kwargs = spec.to_hf_generate_kwargs()
         # This backend asks for raw logits itself (below); processed scores would only cost memory.
@@ -219,8 +252,7 @@ class HFBackend(Backend):
         if spec.stop_strings:
             gen_kwargs["tokenizer"] = self.tokenizer
         want_scores = spec.logprobs is not None
-        lengths = [len(r.prompt_token_ids) for r in requests]
-        for batch_idx in length_batches(order, lengths, spec.max_new_tokens, self.batch_size, self.max_batch_tokens):
+        for batch_idx in self.generate_batches(requests, spec):
             prompts = [requests[i].prompt_token_ids for i in batch_idx]
             width = max(len(p) for p in prompts)
             input_ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
@@ -448,6 +480,10 @@ class HFBackend(Backend):
     def close(self) -> None:
         # Idempotent: tests may free an area's backend early and again at session end.
         self.__dict__.pop("model", None)
+        if self._own_offload_folder:
+            import shutil
+
+            shutil.rmtree(self._own_offload_folder, ignore_errors=True)
 
 
 def _shared_start(a: Sequence[int], b: Sequence[int]) -> int:

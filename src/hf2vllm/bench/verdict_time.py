@@ -1,11 +1,16 @@
 """Time to a verdict (issue #19 item 6): how much longer than vLLM alone a whole ``compare`` takes.
 
 ratio = compare's wall time (both loads, both sides' work, the report) / (vLLM's load + generate time)
-on the bundled prompt set, for two ways of reaching the verdicts:
+on the bundled prompt set, for the ways of reaching the verdicts:
 
 - ``hf_generate`` (the old path): HF ``generate()`` on every request;
 - ``teacher_forcing`` (the new default): vLLM generates, HF scores vLLM's tokens in one batched forward
-  pass and generates only the requests where it disagrees (the forks).
+  pass and generates only the requests where it disagrees (the forks);
+- ``against_record`` (issue #21, optional: ``against=False`` leaves it out): ``compare --against REF``, the
+  reference read from a record (``hf2vllm record``) made once per bench run, before the timed runs, from
+  the same model, prompts and settings; no HF model loads. The record's own wall time is reported apart
+  (``record_seconds``, "record (once)") and is in no ratio; ``against_over_live`` = its median wall time /
+  the teacher-forcing path's (the live compare it replaces).
 
 vLLM's time is measured alone, in runs of their own (``vllm_alone``: the candidate side of the same
 comparison and nothing else), not read from inside a compare run: there the reference's work beside
@@ -21,6 +26,7 @@ every figure is the median over the repeats.
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,18 +37,26 @@ from pydantic import BaseModel, Field
 from hf2vllm.bench.schema import MachineInfo
 from hf2vllm.errors import InputError
 
-VerdictPath = Literal["hf_generate", "teacher_forcing", "vllm_alone"]
+VerdictPath = Literal["hf_generate", "teacher_forcing", "vllm_alone", "against_record"]
 PATHS: tuple[VerdictPath, ...] = ("teacher_forcing", "hf_generate", "vllm_alone")
+"""The paths every run has, each exactly once per repeat."""
 OLD_PATH: VerdictPath = "hf_generate"
 NEW_PATH: VerdictPath = "teacher_forcing"
 BASELINE_PATH: VerdictPath = "vllm_alone"
+AGAINST_PATH: VerdictPath = "against_record"
+OPTIONAL_PATHS: tuple[VerdictPath, ...] = (AGAINST_PATH,)
+"""Paths a run may leave out (at most once per repeat when in)."""
+ORDER_WITH_AGAINST: tuple[VerdictPath, ...] = ("teacher_forcing", "against_record", "hf_generate", "vllm_alone")
+ROW_ORDER: tuple[VerdictPath, ...] = (NEW_PATH, AGAINST_PATH, OLD_PATH, BASELINE_PATH)
 TARGETS: dict[str, float] = {"cpu": 1.5, "gpu": 1.3}
 """Most the new path's ratio may be, per device class (issue #19 item 6)."""
 PATH_LABELS: dict[str, str] = {
     "hf_generate": "old: HF generate() on every request",
     "teacher_forcing": "new: teacher forcing (HF scores vLLM's tokens)",
     "vllm_alone": "baseline: vLLM alone (same prompts and settings)",
+    "against_record": "against a record: compare --against REF (no HF model)",
 }
+RECORD_LABEL = "record (once, before the timed runs; in no ratio)"
 IMPORTS_NOTE = (
     "wall times are in-process: Python start-up and the imports of torch, Transformers and vLLM "
     "({seconds:.1f} s here, done once before the first timed run) are in neither path's figure; "
@@ -71,7 +85,8 @@ class VerdictTimeRun(BaseModel):
     verdicts: dict[str, int] = Field(default_factory=dict)
     exact_matches: int
     requests: int
-    forks: int = Field(description="Requests the reference generated itself (all of them on hf_generate).")
+    forks: int = Field(description="Requests the reference generated itself (all of them on hf_generate, none "
+                                   "on against_record: its answers come from the record).")
     verdict_method: str | None = Field(None, description="The method the report says it used.")
     verdict_method_note: str | None = Field(None, description="Why the report fell back to hf_generate, if it did.")
     stage_seconds: dict[str, float] = Field(default_factory=dict, description="The report's time per stage.")
@@ -120,6 +135,15 @@ class VerdictTimeResult(BaseModel):
     targets: dict[str, float] = Field(default_factory=lambda: dict(TARGETS))
     target: float | None = Field(None, description="The target for the device class this ran on.")
     meets_target: bool | None = Field(None, description="ratio_new <= target.")
+    record_seconds: float | None = Field(None, description="Wall time of the one `record` made before the timed "
+                                                           "runs (HF load, generate, noise, written to disk); in "
+                                                           "no ratio. None: no against_record path.")
+    record_bytes: int | None = Field(None, description="Size of that reference directory on disk.")
+    ratio_against: float | None = Field(None, description="against_record: median ratio over vLLM alone.")
+    against_over_live: float | None = Field(None, description="Median against_record wall time / median "
+                                                              "teacher_forcing wall time (< 1: the record is faster).")
+    against_over_live_spread: list[float] = Field(default_factory=list, description="Lowest and highest of the "
+                                                  "same quotient per repeat (both runs of one repeat).")
     notes: list[str] = Field(default_factory=list)
 
 
@@ -127,10 +151,15 @@ class VerdictTimeResult(BaseModel):
 
 
 def run_order(order: Sequence[str], repeats: int) -> list[tuple[int, VerdictPath]]:
-    """(repeat, path) in the order to run them: the given order, then reversed, then given, ... (ABBA)."""
+    """(repeat, path) in the order to run them: the given order, then reversed, then given, ... (ABBA).
+
+    ``order`` holds each of ``PATHS`` once and may add each of ``OPTIONAL_PATHS`` once."""
     paths = list(order)
-    if sorted(paths) != sorted(PATHS):
-        raise InputError(f"order: expected each of {', '.join(PATHS)} once, got {', '.join(paths) or 'nothing'}")
+    required = [p for p in paths if p not in OPTIONAL_PATHS]
+    optional = [p for p in paths if p in OPTIONAL_PATHS]
+    if sorted(required) != sorted(PATHS) or len(optional) != len(set(optional)):
+        raise InputError(f"order: expected each of {', '.join(PATHS)} once (and at most once "
+                         f"{', '.join(OPTIONAL_PATHS)}), got {', '.join(paths) or 'nothing'}")
     if repeats < 1:
         raise InputError(f"repeats: expected 1 or more, got {repeats}")
     sequence: list[tuple[int, VerdictPath]] = []
@@ -177,6 +206,20 @@ def summarise_path(runs: Sequence[VerdictTimeRun], path: VerdictPath) -> PathSum
     )
 
 
+def against_over_live(runs: Sequence[VerdictTimeRun]) -> tuple[float | None, list[float]]:
+    """Median against_record wall / median teacher_forcing wall, and the [lowest, highest] per-repeat quotient
+    (the two runs of one repeat, side by side); (None, []) without both paths."""
+    against = summarise_path(runs, AGAINST_PATH)
+    live = summarise_path(runs, NEW_PATH)
+    if against is None or live is None or live.wall_seconds <= 0:
+        return None, []
+    walls: dict[tuple[str, int], float] = {(r.path, r.repeat): r.wall_seconds for r in runs}
+    per_repeat = [walls[(AGAINST_PATH, rep)] / walls[(NEW_PATH, rep)] for (path, rep) in walls
+                  if path == AGAINST_PATH and walls.get((NEW_PATH, rep), 0) > 0]
+    spread = [round(min(per_repeat), 3), round(max(per_repeat), 3)] if per_repeat else []
+    return round(against.wall_seconds / live.wall_seconds, 3), spread
+
+
 def device_class(device: str) -> str:
     return "gpu" if device == "cuda" else "cpu"
 
@@ -189,11 +232,13 @@ def build_result(runs: Sequence[VerdictTimeRun], **fields: Any) -> VerdictTimeRe
         runs = [r.model_copy(update={"ratio": round(ratio_of(r.wall_seconds, own, 0.0), 3)})
                 if r.path != BASELINE_PATH else r for r in runs]
     result = VerdictTimeResult(runs=list(runs), baseline_seconds=round(own, 3) if own else None, **fields)
-    paths = {p: s for p in (NEW_PATH, OLD_PATH, BASELINE_PATH) if (s := summarise_path(runs, p)) is not None}
+    paths = {p: s for p in ROW_ORDER if (s := summarise_path(runs, p)) is not None}
     result.paths = paths
-    old, new = paths.get(OLD_PATH), paths.get(NEW_PATH)
+    old, new, against = paths.get(OLD_PATH), paths.get(NEW_PATH), paths.get(AGAINST_PATH)
     result.ratio_old = old.ratio if old else None
     result.ratio_new = new.ratio if new else None
+    result.ratio_against = against.ratio if against else None
+    result.against_over_live, result.against_over_live_spread = against_over_live(runs)
     if old and new and new.wall_seconds > 0:
         result.speedup = round(old.wall_seconds / new.wall_seconds, 3)
     result.target = result.targets.get(device_class(result.device))
@@ -206,7 +251,18 @@ def build_result(runs: Sequence[VerdictTimeRun], **fields: Any) -> VerdictTimeRe
                 note += f": {run.verdict_method_note}"
             if note not in result.notes:
                 result.notes.append(note)
+        if run.path == AGAINST_PATH and run.verdict_method not in (None, "record"):
+            note = f"against_record run {run.repeat} reports verdict method {run.verdict_method}, not record"
+            if note not in result.notes:
+                result.notes.append(note)
+    if against and new and against.verdicts != new.verdicts:
+        result.notes.append(f"verdicts differ: against_record {_verdict_text(against.verdicts)}, teacher_forcing "
+                            f"{_verdict_text(new.verdicts)}")
     return result
+
+
+def _verdict_text(verdicts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in verdicts.items() if v) or "-"
 
 
 def run_from_report(report: Any, path: VerdictPath, repeat: int = 0, measured_wall: float | None = None) -> VerdictTimeRun:
@@ -218,6 +274,9 @@ def run_from_report(report: Any, path: VerdictPath, repeat: int = 0, measured_wa
     if wall is None:
         raise ValueError("the report has no wall_seconds and none was measured")
     rows = report.requests
+    # Against a record the reference generates nothing in the run (its answers are read from the record),
+    # whatever the rows' reference_generated flag says about where the reference's answers came from.
+    forks = 0 if path == AGAINST_PATH else sum(1 for row in rows if getattr(row, "reference_generated", True))
     return VerdictTimeRun(
         path=path,
         repeat=repeat,
@@ -233,7 +292,7 @@ def run_from_report(report: Any, path: VerdictPath, repeat: int = 0, measured_wa
         verdicts=dict(report.summary.verdicts),
         exact_matches=report.summary.exact_matches,
         requests=len(rows),
-        forks=sum(1 for row in rows if getattr(row, "reference_generated", True)),
+        forks=forks,
         verdict_method=getattr(report, "verdict_method", None),
         verdict_method_note=getattr(report, "verdict_method_note", None),
     )
@@ -257,9 +316,10 @@ TABLE_HEADERS = ["path", "wall s", "vLLM load s", "vLLM generate s", "HF load s"
 
 
 def table_rows(result: VerdictTimeResult) -> list[list[str]]:
-    """One row per path (medians), new path first; shared by the terminal and the markdown."""
+    """One row per path (medians), new path first, then the record made once (when there is one); shared by
+    the terminal and the markdown."""
     rows = []
-    for path in (NEW_PATH, OLD_PATH, BASELINE_PATH):
+    for path in ROW_ORDER:
         s = result.paths.get(path)
         if s is None:
             continue
@@ -268,11 +328,13 @@ def table_rows(result: VerdictTimeResult) -> list[list[str]]:
         if s.runs > 1 and s.ratio_spread and not baseline:
             ratio += f" ({s.ratio_spread[0]:.2f}-{s.ratio_spread[1]:.2f})"
         in_run = "-" if baseline or s.ratio_in_run is None else f"{s.ratio_in_run:.2f}"
-        verdicts = ", ".join(f"{k} {v}" for k, v in s.verdicts.items() if v) or "-"
+        verdicts = _verdict_text(s.verdicts)
+        forks = "-" if baseline else "recorded" if path == AGAINST_PATH else f"{s.forks}/{s.requests}"
         rows.append([PATH_LABELS[path], f"{s.wall_seconds:.1f}", f"{s.vllm_load_seconds:.1f}",
                      f"{s.vllm_generate_seconds:.1f}", "-" if baseline else f"{s.hf_load_seconds:.1f}",
-                     "-" if baseline else f"{s.hf_seconds:.1f}", ratio, in_run,
-                     "-" if baseline else f"{s.forks}/{s.requests}", verdicts])
+                     "-" if baseline else f"{s.hf_seconds:.1f}", ratio, in_run, forks, verdicts])
+    if result.record_seconds is not None:
+        rows.append([RECORD_LABEL, f"{result.record_seconds:.1f}", "-", "-", "-", "-", "-", "-", "-", "-"])
     return rows
 
 
@@ -287,6 +349,16 @@ def verdict_sentence(result: VerdictTimeResult) -> str:
         parts.append(f"old-path ratio {result.ratio_old:.2f}")
     if result.speedup is not None:
         parts.append(f"speedup of the new path (old wall time / new): {result.speedup:.2f}x")
+    if result.ratio_against is not None:
+        parts.append(f"against-a-record ratio {result.ratio_against:.2f}")
+    if result.against_over_live is not None:
+        spread = result.against_over_live_spread
+        each = (f" (per repeat {spread[0]:.2f}-{spread[1]:.2f})" if len(spread) == 2 and spread[0] != spread[1]
+                else "")
+        parts.append(f"compare --against / live compare (teacher forcing) wall time: {result.against_over_live:.2f}"
+                     + each)
+    if result.record_seconds is not None:
+        parts.append(f"the record itself took {result.record_seconds:.1f} s once (in no ratio)")
     if parts:
         parts.append(f"vLLM's own time {result.baseline_seconds:.1f} s (measured alone)" if result.baseline_seconds
                      else "vLLM's own time read from inside each compare run (no vllm_alone run)")
@@ -371,25 +443,33 @@ def run_verdict_time(
     max_new_tokens: int = 64,
     limit: int | None = None,
     device: Literal["cpu", "cuda"] = "cpu",
-    order: Sequence[str] = PATHS,
+    order: Sequence[str] | None = None,
     repeats: int = 1,
     progress: ProgressFactory | None = None,
     on_status: StatusCallback | None = None,
     on_run: Callable[[VerdictTimeResult], None] | None = None,
     warmup: bool = True,
+    against: bool = True,
 ) -> VerdictTimeResult:
     """Run ``run_compare`` for each path (``repeats`` times, ABBA), each with fresh loads; medians.
 
+    ``against``: add the ``against_record`` path (one ``record`` made first, into a temporary directory
+    removed at the end). ``order`` defaults to ``ORDER_WITH_AGAINST`` (``PATHS`` without ``against``).
     ``on_run`` gets the partial result after every run (a run cut short keeps what it measured).
     """
-    from hf2vllm.bench.machine import collect_machine, finish_machine
-    from hf2vllm.parity.run import BackendChoice, CompareOptions, run_candidate_alone, run_compare
+    from hf2vllm.bench.machine import collect_machine
+    from hf2vllm.parity.run import CompareOptions
 
     if device not in ("cpu", "cuda"):
         raise InputError(f"--device: expected cpu or cuda, got {device!r}")
     if "hf_generate" not in CompareOptions.model_fields:
         raise InputError("this hf2vllm has no CompareOptions.hf_generate: the teacher-forcing path is missing")
+    if order is None:
+        order = ORDER_WITH_AGAINST if against else PATHS
+    elif not against:
+        order = [p for p in order if p != AGAINST_PATH]
     sequence = run_order(order, repeats)
+    with_against = AGAINST_PATH in order
     accelerator = _accelerator(device)
     machine = collect_machine()
     if on_status:
@@ -399,6 +479,51 @@ def run_verdict_time(
                                   max_new_tokens=max_new_tokens, limit=limit, repeats=repeats, order=list(order),
                                   import_seconds=round(import_seconds, 3))
     notes = [IMPORTS_NOTE.format(seconds=import_seconds)]
+    scratch = tempfile.TemporaryDirectory(prefix="hf2vllm-bench-record-") if with_against else None
+    reference_dir = Path(scratch.name) / "reference" if scratch else None
+    try:
+        return _timed_runs(sequence, fields, notes, machine, reference_dir, model=model, dtype=dtype,
+                           max_new_tokens=max_new_tokens, limit=limit, device=device, warmup=warmup, repeats=repeats,
+                           progress=progress, on_status=on_status, on_run=on_run)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+
+
+def _make_record(reference_dir: Path, *, model: str | None, dtype: str, max_new_tokens: int, limit: int | None,
+                 device: str, progress: ProgressFactory | None, on_status: StatusCallback | None
+                 ) -> tuple[float, int]:
+    """The one record of the bench run (the live compare's reference side: same model, prompts, settings,
+    HF options); its wall time and size on disk."""
+    from hf2vllm.reference.record import RecordOptions, record_reference
+
+    if on_status:
+        on_status("record (once, in no ratio): HF reference into a temporary directory")
+    start = time.perf_counter()
+    record_reference(RecordOptions(model=model, dtype=dtype, max_new_tokens=max_new_tokens, limit=limit,
+                                   hf_options={"device": "cuda"} if device == "cuda" else {}),
+                     out=reference_dir, progress=progress, on_status=on_status)
+    seconds = time.perf_counter() - start
+    size = sum(f.stat().st_size for f in reference_dir.rglob("*") if f.is_file())
+    return seconds, size
+
+
+def _timed_runs(
+    sequence: list[tuple[int, VerdictPath]], fields: dict[str, Any], notes: list[str], machine: Any,
+    reference_dir: Path | None, *, model: str | None, dtype: str, max_new_tokens: int, limit: int | None,
+    device: str, warmup: bool, repeats: int, progress: ProgressFactory | None, on_status: StatusCallback | None,
+    on_run: Callable[[VerdictTimeResult], None] | None,
+) -> VerdictTimeResult:
+    from hf2vllm.bench.machine import finish_machine
+    from hf2vllm.parity.run import BackendChoice, CompareOptions, run_candidate_alone, run_compare
+
+    if reference_dir is not None:
+        seconds, size = _make_record(reference_dir, model=model, dtype=dtype, max_new_tokens=max_new_tokens,
+                                     limit=limit, device=device, progress=progress, on_status=on_status)
+        fields.update(record_seconds=round(seconds, 3), record_bytes=size)
+        notes.append("against_record: the record was made once, before the warm-up and the timed runs, from the "
+                     "same model, prompts and settings; its wall time is the \"record (once)\" row and is in no "
+                     "ratio. Its HF load s / HF s are the record's read and look-up")
     if warmup:
         # The session's first engine start pays for cold disk caches and first-time set-up (measured here:
         # vLLM's load 15.5 s in the first run, 12.8-13.3 s after): one untimed vLLM-alone run takes it.
@@ -418,7 +543,9 @@ def run_verdict_time(
             on_status(f"{tag} starting")
         options: dict[str, Any] = dict(model=model, dtype=dtype, max_new_tokens=max_new_tokens, limit=limit,
                                        hf_generate=path == OLD_PATH)
-        if device == "cuda":
+        if path == AGAINST_PATH:
+            options["against"] = reference_dir
+        elif device == "cuda":
             options["reference"] = BackendChoice(kind="hf", options={"device": "cuda"})
         start = time.perf_counter()
         if path == BASELINE_PATH:

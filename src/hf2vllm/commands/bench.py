@@ -337,13 +337,15 @@ def verdict(
                                 help="Runs per path, alternating ABBA; medians are reported."),
     warmup: bool = typer.Option(True, "--warmup/--no-warmup",
                                 help="One untimed vLLM-alone run first, to take the session's cold start."),
+    against: bool = typer.Option(True, "--against/--no-against",
+                                 help="Also time `compare --against REF` (one record made first, in no ratio)."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda (HF on that device; vLLM's own default)."),
     out: Path = typer.Option(Path("docs/bench/verdict.json"), "--out", "-o", help="JSON result to write."),
     markdown: Path = typer.Option(Path("docs/bench-verdict.md"), "--markdown", help="Markdown page to write."),
     verbose: bool = typer.Option(False, "--verbose", help="Show vLLM/Transformers logs."),
 ) -> None:
     """Time to a verdict: compare's wall time / vLLM's own load + generate (measured alone), old path (HF generate)
-    vs new (teacher forcing)."""
+    vs new (teacher forcing) vs against a record (compare --against REF)."""
     quiet_model_libraries(verbose)
     from rich.table import Table
 
@@ -375,6 +377,7 @@ def verdict(
         on_status, progress = progress_callbacks(bars)
         result = run_verdict_time(model=model, dtype=normalise_dtype(dtype), max_new_tokens=max_new_tokens,
                                   limit=limit, device=device, repeats=repeats, warmup=warmup,  # type: ignore[arg-type]
+                                  against=against,
                                   progress=progress, on_status=on_status,
                                   on_run=lambda partial: write_json(partial, out))
     table = Table(title="time to a verdict: " + workload_line(result))

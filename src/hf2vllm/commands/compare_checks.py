@@ -24,6 +24,7 @@ _GENERATE_ONLY = {
     "hf_kwargs": None, "generation_config": None, "hf_option": [], "vllm_option": [], "no_chat_template": None,
     "vllm_tokenize": False, "hf_generate": False, "mm_processor_kwargs": None, "vllm_mm_processor_kwargs": None,
     "server": None, "min_exact_match": None, "only_mismatches": False, "vllm_batch_size": None,
+    "gate": "worst-group", "group_by": None,
 }
 _POOLING_ONLY = {"quantization": None, "vllm_normalise": "auto", "min_cosine": 0.999, "probe": None,
                  "vllm_model": None}
@@ -38,11 +39,12 @@ def flag(name: str) -> str:
 def check_compare_options(o: dict[str, Any]) -> None:
     """Refuse any bad ``compare`` option (``o``: the command's parameters by name) before work starts."""
     checks.api_key_env(o["api_key_env"])  # first: a pasted key is refused before anything could echo it
+    recorded_model = _check_against(o) if o.get("against") is not None else None
     _check_names(o)
     _check_numbers(o)
     _check_combinations(o)
     _check_paths(o)
-    model_path, model_config = _check_model(o["model"], "--model")
+    model_path, model_config = _check_model(o["model"] or recorded_model, "--model")
     if o["vllm_model"] is not None:
         _check_model(o["vllm_model"], "--vllm-model")
     vision = "vision_config" in model_config
@@ -58,6 +60,7 @@ def check_compare_options(o: dict[str, Any]) -> None:
         read_generation_config(o["generation_config"], "--generation-config")
     _check_side_options(o)
     _check_image_settings(o, model_path, vision)
+    _check_grouping(o)
 
 
 def _check_names(o: dict[str, Any]) -> None:
@@ -71,7 +74,8 @@ def _check_names(o: dict[str, Any]) -> None:
     checks.choice(o["candidate"], "--candidate", BACKEND_KINDS)
     checks.choice(o["no_chat_template"], "--no-chat-template", SIDES)
     try:
-        normalise_dtype(o["dtype"])
+        if o["dtype"] is not None:
+            normalise_dtype(o["dtype"])
     except InputError as err:
         raise InputError(f"--dtype: {err}") from None
     if o["quantization"] is not None:
@@ -111,9 +115,12 @@ def _given(o: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
 
 
 def _check_combinations(o: dict[str, Any]) -> None:
-    pooling = o["task"] != "generate" or o["lora"] or o["probe"] or o["vllm_model"]
+    pooling = o["task"] != "generate" or o["lora"] or o["probe"] or (o["vllm_model"] and o.get("against") is None)
     if pooling:
-        stray = _given(o, _GENERATE_ONLY)
+        # Where the HF model's layers go applies to pooling runs too (docs/scale.md); nothing else of --hf-option.
+        placement = all(a.partition("=")[0].strip().replace("-", "_") in ("device_map", "max_memory", "offload_folder")
+                        for a in o["hf_option"])
+        stray = [s for s in _given(o, _GENERATE_ONLY) if not (s == "--hf-option" and placement)]
         if stray:
             what = f"--task {o['task']}" if o["task"] != "generate" else "--lora"
             raise InputError(f"{stray[0]} does not apply to {what} (the pooling/LoRA comparison ignores it); "
@@ -122,7 +129,7 @@ def _check_combinations(o: dict[str, Any]) -> None:
             which = "--probe" if o["probe"] else "--vllm-model"
             raise InputError(f"{which} needs --task hidden-states or --task embed")
         return
-    stray = _given(o, _POOLING_ONLY)
+    stray = _given(o, {k: v for k, v in _POOLING_ONLY.items() if not (k == "vllm_model" and o.get("against"))})
     if stray:
         raise InputError(f"{stray[0]} applies to --task hidden-states or --task embed only; leave it out or "
                          "add --task hidden-states")
@@ -136,7 +143,8 @@ def _check_combinations(o: dict[str, Any]) -> None:
 
         server_options(o["server"], journal=str(o["journal"]) if o["journal"] else None, resume=o["resume"])
     for name, kind in (("hf_option", "hf"), ("vllm_option", "vllm")):
-        if o[name] and kind not in sides:
+        served = kind == "vllm" and "server" in sides  # a vLLM server takes the per-request settings
+        if o[name] and kind not in sides and not served:
             raise InputError(f"{flag(name)}: no {kind} side in this comparison ({sides[0]} vs {sides[1]})")
     if o["no_chat_template"] and o["no_chat_template"] not in sides:
         raise InputError(f"--no-chat-template {o['no_chat_template']}: no {o['no_chat_template']} side in this "
@@ -174,6 +182,32 @@ def _check_probe(path: Path) -> None:
             pass
     except (SafetensorError, OSError) as err:
         raise InputError(f"--probe {path}: not a readable safetensors file ({str(err).splitlines()[0]})") from None
+
+
+def _check_against(o: dict[str, Any]) -> str | None:
+    """``--against REF``: a readable record, and nothing that would change the recorded reference side.
+    Returns the record's model path when it is here (the default --model)."""
+    from hf2vllm.reference.store import read_manifest
+
+    try:
+        manifest = read_manifest(Path(o["against"]))
+    except InputError as err:
+        raise InputError(f"--against: {err}") from None
+    if not manifest.complete:
+        raise InputError(f"--against {o['against']}: the record is incomplete; finish it with `hf2vllm record "
+                         f"--out {o['against']} --resume` and the options it was started with")
+    if o["reference"] != "hf":
+        raise InputError(f"--reference {o['reference']} with --against: the record is the reference; leave --reference out")
+    if o["candidate"] == "hf":
+        raise InputError("--candidate hf with --against: the record is the HF reference; check vllm or a server")
+    refused = {"--hf-generate": o["hf_generate"], "--hf-option": bool(o["hf_option"]),
+               "--no-chat-template hf": o["no_chat_template"] == "hf", "--hf-kwargs": o["hf_kwargs"] is not None,
+               "--generation-config": o["generation_config"] is not None}
+    for name, given in refused.items():
+        if given:
+            raise InputError(f"{name} with --against: the reference side and its settings are the recorded ones "
+                             f"(record again to change them; candidate-only changes go in --vllm-option)")
+    return manifest.model.path if Path(manifest.model.path).is_dir() and o["model"] is None else None
 
 
 def _check_model(model: str | None, option: str) -> tuple[Path, dict[str, Any]]:
@@ -249,6 +283,23 @@ def _check_side_options(o: dict[str, Any]) -> None:
         except InputError as err:
             message = str(err)
             raise InputError(message if message.startswith(option) else f"{option} {message}") from None
+
+
+def _check_grouping(o: dict[str, Any]) -> None:
+    """--gate is one of the gates and gates something; --group-by names a key some request carries
+    (``parity.groups.group_key``, the rule the run applies)."""
+    from hf2vllm.parity.groups import GATES, group_key
+
+    checks.choice(o["gate"], "--gate", GATES)
+    if o["gate"] != "worst-group" and o["min_exact_match"] is None:
+        raise InputError(f"--gate {o['gate']}: there is nothing to gate without --min-exact-match; add "
+                         "--min-exact-match RATE or leave --gate out")
+    if o["group_by"] is None or o["task"] != "generate":
+        return
+    from hf2vllm.requests import bundled_prompts_path, load_requests
+
+    requests = load_requests(Path(o["prompts"]) if o["prompts"] is not None else bundled_prompts_path())
+    group_key(o["group_by"], [r.metadata for r in requests[: o["limit"]]])
 
 
 def _check_image_settings(o: dict[str, Any], model_path: Path, vision: bool) -> None:

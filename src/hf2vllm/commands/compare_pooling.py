@@ -28,6 +28,7 @@ def run_pooling_command(
     quantization: str | None,
     out: Path | None,
     vllm_model: str | None = None,
+    hf_option: list[str] | None = None,
 ) -> None:
     """Run the pooling (or LoRA generation) comparison, render it, write JSON, and fail loudly.
 
@@ -46,6 +47,9 @@ def run_pooling_command(
         raise InputError("--probe needs --task hidden-states or --task embed")
     if task == "generate" and vllm_model:
         raise InputError("--vllm-model needs --task hidden-states or --task embed")
+    placement = _hf_placement(hf_option or [])
+    if task == "generate" and placement:
+        raise InputError("--hf-option device_map/max_memory with --lora generation: not supported; use --task hidden-states")
     console = Console()
     if task == "generate":
         from hf2vllm.pooling.lora_generation import run_lora_generation_compare
@@ -62,7 +66,7 @@ def run_pooling_command(
         options = PoolingOptions(
             task=task, model=model, prompts=prompts, limit=limit, dtype=dtype, max_model_len=max_model_len,
             kv_cache_gib=kv_cache_gib, vllm_normalise=vllm_normalise, probe=probe, lora=lora,
-            min_cosine=min_cosine, quantization=quantization, vllm_model=vllm_model,
+            min_cosine=min_cosine, quantization=quantization, vllm_model=vllm_model, hf_placement=placement,
         )
         with console.status("starting") as spinner:
             report = run_pooling_compare(options, on_status=lambda m: spinner.update(m))
@@ -77,3 +81,18 @@ def run_pooling_command(
         if report.normalisation and report.normalisation.mismatch:
             raise NormalisationMismatchError(first)
         raise ParityGateError("; ".join(report.failures))
+
+
+PLACEMENT_KEYS = ("device_map", "max_memory", "offload_folder")
+
+
+def _hf_placement(assignments: list[str]) -> dict[str, object]:
+    """``--hf-option`` of a pooling run: only where the HF model's layers go (docs/scale.md)."""
+    from hf2vllm.errors import InputError
+    from hf2vllm.parity.overrides import parse_assignment
+
+    placement = dict(parse_assignment(text, "--hf-option") for text in assignments)
+    other = [key for key in placement if key not in PLACEMENT_KEYS]
+    if other:
+        raise InputError(f"--hf-option {other[0]}: pooling runs take only {', '.join(PLACEMENT_KEYS)} on the HF side")
+    return placement

@@ -99,7 +99,8 @@ def doctor(
     config: Annotated[Path | None, typer.Option(
         "--config", help="pyproject.toml to read the \\[tool.hf2vllm.doctor] table from (default: nearest one).")] = None,
 ) -> None:
-    """Find HF -> vLLM migration bugs before they ship. Exit 1 on any error-level finding."""
+    """Find HF -> vLLM migration bugs before they ship. Exit 1 on any error-level finding or any file that
+    could not be read or parsed."""
     _check_options(output, config, model_config, workload_max_tokens, device_memory_gib, select, ignore)
     from rich.console import Console
 
@@ -170,7 +171,7 @@ def doctor(
             render_report(report, Console(file=handle, width=120, color_system=None))
     else:
         render_report(report, Console())
-    if report.has_errors:
+    if report.has_errors or report.incomplete:
         raise typer.Exit(1)
 
 

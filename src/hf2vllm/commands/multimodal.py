@@ -11,13 +11,7 @@ from rich.table import Table
 
 from hf2vllm.commands.quiet import quiet_model_libraries
 from hf2vllm.errors import InputError
-
-
-def parse_json_option(value: str | None, option: str) -> dict[str, object] | None:
-    """A JSON-object command-line option (inline or ``@file.json``), or an ``InputError`` naming the option."""
-    from hf2vllm import checks
-
-    return checks.json_object(value, option, example='{"max_pixels": 50176}')
+from hf2vllm.options import json_object_option
 
 
 def budget(
@@ -39,7 +33,7 @@ def budget(
 
     checks.number(max_model_len, "--max-model-len", minimum=1, meaning="tokens; leave it out for the model's own")
     checks.input_file(prompts, "--prompts", what="prompt file")
-    overrides = parse_json_option(mm_processor_kwargs, "--mm-processor-kwargs")
+    overrides = json_object_option(mm_processor_kwargs, "--mm-processor-kwargs", example='{"max_pixels": 50176}')
     quiet_model_libraries()
     from hf2vllm.models import resolve_model
     from hf2vllm.multimodal.budget import request_budgets

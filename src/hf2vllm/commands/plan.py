@@ -80,6 +80,9 @@ def _render(plan, console) -> None:
             console.print(command, highlight=False, soft_wrap=True)
     console.print("[bold]vllm serve:[/bold]")
     console.print(plan.vllm_serve_command, highlight=False, soft_wrap=True)
+    if plan.hf_reference:
+        console.print(f"[bold]HF reference (for compare):[/bold] {plan.hf_reference.reason}", highlight=False)
+        console.print(plan.hf_reference.record_command, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

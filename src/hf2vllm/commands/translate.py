@@ -1,4 +1,7 @@
-"""``hf2vllm translate``: HF ``generate()`` settings -> vLLM ``SamplingParams`` (and back), explained."""
+"""``hf2vllm translate``: HF ``generate()`` settings -> vLLM ``SamplingParams`` (and back), explained.
+
+A thin shell over ``hf2vllm.api.translate``: parse, call, render (table, JSON or Python).
+"""
 
 from __future__ import annotations
 
@@ -16,15 +19,6 @@ class TranslateFormat(str, Enum):
     table = "table"
     json = "json"
     python = "python"
-
-
-def parse_json_object(text: str, option: str) -> dict[str, Any]:
-    """Parse an option's JSON object (or ``@file.json``); errors name the option."""
-    from hf2vllm import checks
-
-    value = checks.json_object(text, option, example='{"max_new_tokens": 32}')
-    assert value is not None
-    return value
 
 
 def python_expression(vllm_kwargs: dict[str, Any]) -> str:
@@ -80,41 +74,10 @@ def translate(
 
     Without --model (or --generation-config) the eos ids are left to the model on both sides (noted).
     """
-    from hf2vllm import checks
+    from hf2vllm import api
 
-    if (hf is None) == (vllm is None):
-        raise InputError("give exactly one of --hf JSON or --vllm JSON")
-    if model is not None and generation_config is not None:
-        raise InputError("give --model or --generation-config, not both")
-    if vllm is not None and generation_config is not None:
-        raise InputError("--vllm resolves eos and defaults from --model DIR, not --generation-config")
-    if vllm is not None and prompt_length is not None:
-        raise InputError("--prompt-length resolves --hf max_length/min_length; --vllm settings never count the "
-                         "prompt, so leave it out")
-    option, text = ("--hf", hf) if hf is not None else ("--vllm", vllm)
-    example = '{"max_new_tokens": 32}' if hf is not None else '{"max_tokens": 32}'
-    settings = checks.json_object(text, option, example=example)
-    assert settings is not None
-    model_path = None
-    if model is not None:
-        from hf2vllm.models import resolve_model
-
-        model_path = resolve_model(model)
-        checks.model_config(model_path, "--model")
-    if generation_config is not None:
-        from hf2vllm.translation import read_generation_config
-
-        read_generation_config(generation_config, "--generation-config")
-    from hf2vllm.translation import translate_hf, translate_vllm
-
-    try:
-        if hf is not None:
-            result = translate_hf(settings, generation_config=generation_config, model=model_path,
-                                  prompt_length=prompt_length)
-        else:
-            result = translate_vllm(settings, model=model_path)
-    except InputError as err:
-        raise InputError(f"{option}: {err}") from None
+    result = api.translate(hf, vllm=vllm, model=model, generation_config=generation_config,
+                           prompt_length=prompt_length)
     direction = "hf" if hf is not None else "vllm"
     if output_format is TranslateFormat.json:
         typer.echo(json.dumps(result.as_json(), indent=2))

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from hf2vllm.deploy.architecture import LayerKind, ModelArchitecture, load_architecture
 from hf2vllm.deploy.hardware import GIB, Accelerator, resolve_accelerator
+from hf2vllm.deploy.hf_reference import HFReferencePlacement, hf_reference_placement
 from hf2vllm.deploy.kv_cache import KVCapacity, dtype_bytes, kv_bytes_per_token, kv_capacity, layer_caches
 from hf2vllm.deploy.weights import WeightEstimate, estimate_weights
 from hf2vllm.errors import InputError
@@ -148,6 +149,9 @@ class Plan(BaseModel):
     vllm_serve_command: str
     yaml_config: str
     ray_commands: list[str]
+    hf_reference: HFReferencePlacement | None = Field(
+        None, description="Where the HF reference of a comparison goes on this hardware (deploy/hf_reference.py)."
+    )
 
 
 class _Candidate(BaseModel):
@@ -508,6 +512,12 @@ def make_plan(request: PlanRequest) -> Plan:
     ray = _ray_commands(request, pp) if request.nodes > 1 else []
     if ray:
         reasons.append("nodes > 1: start Ray on every node first (commands below), then run vllm serve on the head")
+    hf_reference = hf_reference_placement(
+        weights_bytes=weights.weights_bytes, device=request.device, gpus=request.gpus, nodes=request.nodes,
+        device_memory_bytes=int(accelerator.memory_gib * GIB) if accelerator else None,
+    )
+    if hf_reference.warning:
+        warnings.append(hf_reference.warning)
 
     return Plan(
         model=request.model,
@@ -551,6 +561,7 @@ def make_plan(request: PlanRequest) -> Plan:
         vllm_serve_command=command,
         yaml_config=_yaml(model_arg, args),
         ray_commands=ray,
+        hf_reference=hf_reference,
     )
 
 

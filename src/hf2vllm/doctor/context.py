@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hf2vllm.doctor.dataflow import ProjectIndex, Resolver
 from hf2vllm.doctor.model import FileKind
 from hf2vllm.doctor.python_source import PythonModule
 from hf2vllm.doctor.serve import ServeInvocation
@@ -56,6 +57,35 @@ class ProjectFacts:
     reasoning_parsers: list[Place] = field(default_factory=list)
     few_shot: list[Place] = field(default_factory=list)
     workloads: list[Workload] = field(default_factory=list)
+    index: ProjectIndex = field(default_factory=ProjectIndex)
+    vllm_pin: VersionPin | None = None
+    hf_dtypes: list[DtypeLoad] = field(default_factory=list)
+    vllm_dtypes: list[DtypeLoad] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VersionPin:
+    """The vLLM versions a project declares (requirements, pyproject, setup.py, lock files)."""
+
+    place: Place
+    spec: str
+    upper: tuple[int, ...] | None  # None: no upper bound, the project follows new releases
+    inclusive: bool = True
+
+    def allows(self, version: tuple[int, ...]) -> bool:
+        """True when ``version`` (or newer within the pin) can be installed under this pin."""
+        if self.upper is None:
+            return True
+        return version <= self.upper if self.inclusive else version < self.upper
+
+
+@dataclass(frozen=True)
+class DtypeLoad:
+    """A model load with the dtype it asks for (``auto`` when the checkpoint decides)."""
+
+    place: Place
+    model: str | None
+    dtype: str
 
 
 @dataclass
@@ -75,3 +105,8 @@ class FileContext:
     @property
     def lines(self) -> list[str]:
         return self.text.splitlines()
+
+    @property
+    def resolver(self) -> Resolver:
+        assert self.python is not None
+        return self.project.index.resolver(self.python, self.display_path)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import io
 import os
 import re
+import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,10 +21,11 @@ from pathlib import Path
 import yaml
 
 from hf2vllm import __version__
-from hf2vllm.doctor.context import DoctorSettings, FileContext, Place, ProjectFacts, Workload
+from hf2vllm.doctor.context import DoctorSettings, FileContext, Place, ProjectFacts, VersionPin, Workload
 from hf2vllm.doctor.model import DoctorReport, DoctorSummary, FileKind, Finding, Hit, Rule, Severity
-from hf2vllm.doctor.python_source import PythonModule
+from hf2vllm.doctor.python_source import PythonModule, llm_invocations
 from hf2vllm.doctor.rules import RULES
+from hf2vllm.doctor.rules.consistency import hf_dtype_loads, vllm_dtype_loads
 from hf2vllm.doctor.serve import parse_number
 from hf2vllm.doctor.shell import parse_shell
 from hf2vllm.doctor.suppressions import hash_comment_suppressions, is_suppressed, python_suppressions
@@ -96,19 +99,49 @@ def _display(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def _parse(path: Path, root: Path, settings: DoctorSettings, facts: ProjectFacts) -> ParsedFile | None:
+class UnreadableFile(Exception):
+    """A file of a kind the doctor checks that it could not read or decode (reported, never skipped silently)."""
+
+
+def read_source(path: Path, kind: FileKind) -> str:
+    """The text of a file the doctor checks. Python honours its PEP 263 coding cookie (``# -*- coding: latin-1
+    -*-``), as the interpreter does; shell and YAML must be UTF-8, as vLLM's config loader and PyYAML expect."""
+    data = path.read_bytes()
+    if kind == "python":
+        try:
+            encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        except SyntaxError as err:  # an unknown or conflicting coding cookie
+            raise UnreadableFile(f"cannot decode: {err}") from None
+        try:
+            return data.decode(encoding).removeprefix("\ufeff")
+        except UnicodeDecodeError as err:
+            raise UnreadableFile(f"cannot decode as {encoding} (byte {err.start}): "
+                                 "add a PEP 263 coding line or re-save the file as UTF-8") from None
     try:
-        text = path.read_text(encoding="utf-8")
-    except (UnicodeDecodeError, OSError):
-        return None
-    kind = file_kind(path, text[:200])
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UnreadableFile(f"cannot decode as UTF-8 (byte {err.start})") from None
+
+
+def _parse(path: Path, root: Path, settings: DoctorSettings, facts: ProjectFacts) -> ParsedFile | None:
+    kind = file_kind(path)
+    if kind is None and not path.suffix:
+        try:
+            with path.open("rb") as handle:
+                kind = file_kind(path, handle.read(200).decode("utf-8", errors="replace"))
+        except OSError:
+            return None
     if kind is None:
         return None
+    try:
+        text = read_source(path, kind)
+    except OSError as err:
+        raise UnreadableFile(f"cannot read: {err.strerror or err}") from None
     ctx = FileContext(path=path, display_path=_display(path, root), kind=kind, text=text, project=facts,
                       settings=settings)
     if kind == "python":
         ctx.python = PythonModule.parse(text, filename=str(path))
-        ctx.invocations = ctx.python.serve_invocations
+        ctx.invocations = ctx.python.serve_invocations + llm_invocations(ctx.python)
         return ParsedFile(ctx, python_suppressions(text))
     if kind == "shell":
         ctx.shell = parse_shell(text)
@@ -121,6 +154,9 @@ def _parse(path: Path, root: Path, settings: DoctorSettings, facts: ProjectFacts
 def _gather_facts(files: list[ParsedFile], facts: ProjectFacts) -> None:
     for parsed in files:
         ctx = parsed.context
+        if ctx.python is not None:
+            facts.hf_dtypes.extend(hf_dtype_loads(ctx))
+            facts.vllm_dtypes.extend(load for _call, _kw, load in vllm_dtype_loads(ctx))
         for inv in ctx.invocations:
             flag = inv.flag("reasoning-parser")
             if flag is not None and flag.value:
@@ -151,6 +187,53 @@ def _gather_facts(files: list[ParsedFile], facts: ProjectFacts) -> None:
                     facts.workloads.append(Workload(place, int(total), command.flag_value("model")))
 
 
+_PIN_FILES = re.compile(r"^(requirements[\w.-]*\.(txt|in)|pyproject\.toml|setup\.py|setup\.cfg|"
+                        r"environment[\w.-]*\.ya?ml|Pipfile|constraints[\w.-]*\.txt)$")
+_VLLM_REQUIREMENT = re.compile(r"(?<![\w-])vllm(?:-cpu)?\s*(?:\[[^\]]*\])?\s*"
+                               r"((?:[<>=!~]=?=?\s*[0-9][0-9a-z.+*]*\s*,?\s*)+)", re.I)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:3])
+
+
+def find_vllm_pin(files: Sequence[Path], root: Path) -> VersionPin | None:
+    """The vLLM version range the scanned project declares (the tightest upper bound found), or None."""
+    best: VersionPin | None = None
+    for path in files:
+        if not _PIN_FILES.match(path.name):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.lstrip().startswith("#"):
+                continue
+            for match in _VLLM_REQUIREMENT.finditer(line):
+                spec = re.sub(r"\s+", "", match.group(1)).rstrip(",")
+                upper, inclusive = None, True
+                for clause in spec.split(","):
+                    op = re.match(r"[<>=!~]+", clause)
+                    version = _version(clause)
+                    if op is None or not version:
+                        continue
+                    if op.group(0) in ("==", "===", "<="):
+                        candidate, incl = version, True
+                    elif op.group(0) == "<":
+                        candidate, incl = version, False
+                    elif op.group(0) == "~=":
+                        candidate, incl = version[:-1] + (version[-1] + 1,) if len(version) > 1 else version, False
+                    else:
+                        continue
+                    if upper is None or candidate < upper:
+                        upper, inclusive = candidate, incl
+                pin = VersionPin(Place(_display(path, root), number, f"vllm{spec}"), f"vllm{spec}", upper, inclusive)
+                if best is None or (pin.upper is not None and (best.upper is None or pin.upper < best.upper)):
+                    best = pin
+    return best
+
+
 def analyse(paths: Sequence[Path], settings: DoctorSettings, root: Path | None = None,
             rules: Sequence[Rule] | None = None) -> tuple[list[Finding], int, int, list[str]]:
     """(findings kept, files scanned, findings suppressed, parse errors) for ``paths``."""
@@ -159,7 +242,8 @@ def analyse(paths: Sequence[Path], settings: DoctorSettings, root: Path | None =
     facts = ProjectFacts()
     parsed: list[ParsedFile] = []
     errors: list[str] = []
-    for path in discover(paths, settings.exclude):
+    discovered = discover(paths, settings.exclude)
+    for path in discovered:
         try:
             item = _parse(path, root, settings, facts)
         except SyntaxError as err:
@@ -170,8 +254,15 @@ def analyse(paths: Sequence[Path], settings: DoctorSettings, root: Path | None =
             line = f":{mark.line + 1}" if mark is not None else ""
             errors.append(f"{_display(path, root)}{line}: cannot parse YAML: {getattr(err, 'problem', err)}")
             continue
+        except UnreadableFile as err:
+            errors.append(f"{_display(path, root)}: {err}")
+            continue
         if item is not None:
             parsed.append(item)
+    for item in parsed:
+        if item.context.python is not None:
+            facts.index.add(item.context.display_path, item.context.python)
+    facts.vllm_pin = find_vllm_pin(discovered, root)
     _gather_facts(parsed, facts)
     findings: list[Finding] = []
     suppressed = 0

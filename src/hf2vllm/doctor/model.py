@@ -122,3 +122,8 @@ class DoctorReport(BaseModel):
     @property
     def has_errors(self) -> bool:
         return any(f.severity is Severity.ERROR for f in self.findings)
+
+    @property
+    def incomplete(self) -> bool:
+        """Some file could not be read or parsed: the run cannot vouch for it, so it must not pass as clean."""
+        return bool(self.parse_errors)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from hf2vllm.doctor.serve import ServeInvocation, Token, find_serve_start, parse_serve_args
+from hf2vllm.doctor.serve import FlagValue, ServeInvocation, Token, find_serve_start, parse_serve_args
 
 
 def dotted(node: ast.AST) -> str | None:
@@ -129,16 +129,40 @@ class PythonModule:
 
     @cached_property
     def vllm_llm_names(self) -> set[str]:
-        """Dotted targets (``llm``, ``self.engine``) assigned from a vLLM ``LLM(...)``."""
+        """Dotted targets (``llm``, ``self.engine``) assigned from a vLLM ``LLM(...)`` (or its engines), and
+        parameters annotated with one (``def run(llm: LLM)``)."""
+        return self._engine_names(("LLM", "AsyncLLMEngine", "LLMEngine"))
+
+    @cached_property
+    def offline_llm_names(self) -> set[str]:
+        """Like ``vllm_llm_names``, for ``vllm.LLM`` only (the offline API whose methods HVD019 checks)."""
+        return self._engine_names(("LLM",))
+
+    def _engine_names(self, classes: tuple[str, ...]) -> set[str]:
         names: set[str] = set()
-        llm_calls = {id(c) for c in self.vllm_llm_calls}
+        llm_calls = {id(c) for c in self.vllm_llm_calls
+                     if (self.qualname(c.func) or "").rsplit(".", 1)[-1] in classes}
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None and id(node.value) in llm_calls:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for target in targets:
                     if (name := dotted(target)) is not None:
                         names.add(name)
+            elif isinstance(node, ast.arg) and node.annotation is not None:
+                qn = self.qualname(node.annotation) or ""
+                if qn.startswith("vllm") and qn.rsplit(".", 1)[-1] in classes:
+                    names.add(node.arg)
         return names
+
+    def is_offline_llm_receiver(self, call: ast.Call) -> bool:
+        """True when ``call`` is a method call on a ``vllm.LLM`` (not on an engine class)."""
+        if not isinstance(call.func, ast.Attribute):
+            return False
+        receiver = call.func.value
+        if isinstance(receiver, ast.Call) and (self.qualname(receiver.func) or "") in ("vllm.LLM",
+                                                                                      "vllm.entrypoints.llm.LLM"):
+            return True
+        return dotted(receiver) in self.offline_llm_names
 
     def is_vllm_receiver(self, call: ast.Call) -> bool:
         """True when ``call`` is a method call on a vLLM engine (``llm.generate(...)``)."""
@@ -178,6 +202,15 @@ class PythonModule:
     @cached_property
     def scopes(self) -> dict[int, ast.AST]:
         return enclosing_scopes(self.tree)
+
+    def module_constant(self, node: ast.AST | None) -> object:
+        """A literal, or the literal a module-level name is assigned once (``MODEL = "org/m"``), else None."""
+        value = constant(node, None)
+        if value is not None or not isinstance(node, ast.Name):
+            return value
+        stores = [s for s in self.tree.body if isinstance(s, ast.Assign) and any(dotted(t) == node.id
+                                                                                 for t in s.targets)]
+        return constant(stores[0].value, None) if len(stores) == 1 else None
 
     # -- strings -------------------------------------------------------------------------------------
     @cached_property
@@ -254,6 +287,33 @@ class PythonModule:
                 inv.model = None
             out.append(inv)
         return out
+
+
+# ``LLM(...)`` keywords that size a deployment, as the serve flags the HVD1xx rules read.
+_LLM_SIZING_KEYWORDS = {"tensor_parallel_size": "tensor-parallel-size", "gpu_memory_utilization":
+                        "gpu-memory-utilization", "dtype": "dtype", "limit_mm_per_prompt": "limit-mm-per-prompt"}
+
+
+def llm_invocations(module: PythonModule) -> list[ServeInvocation]:
+    """Each offline ``vllm.LLM(...)`` as a ServeInvocation (origin ``python-llm``) carrying the model and the
+    sizing keywords written as literals (or module constants), so launch-size rules apply to it too."""
+    out: list[ServeInvocation] = []
+    for call in module.vllm_llm_calls:
+        if (module.qualname(call.func) or "").rsplit(".", 1)[-1] != "LLM":
+            continue
+        inv = ServeInvocation(line=call.lineno, column=call.col_offset + 1, end_line=call.end_lineno or call.lineno,
+                              origin="python-llm")
+        model_node = call.args[0] if call.args else (kw.value if (kw := keyword(call, "model")) else None)
+        model = module.module_constant(model_node)
+        if isinstance(model, str):
+            inv.model, inv.model_line = model, model_node.lineno  # type: ignore[union-attr]
+        for kw in call.keywords:
+            flag = _LLM_SIZING_KEYWORDS.get(kw.arg or "")
+            value = module.module_constant(kw.value)
+            if flag is not None and isinstance(value, int | float | str) and not isinstance(value, bool):
+                inv.flags[flag] = FlagValue(str(value), kw.lineno, kw.col_offset + 1)
+        out.append(inv)
+    return out
 
 
 def enclosing_scopes(tree: ast.Module) -> dict[int, ast.AST]:

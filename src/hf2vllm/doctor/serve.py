@@ -65,6 +65,13 @@ class ServeInvocation:
     in_loop: bool = False
     comments: list[str] = field(default_factory=list)
     origin: str = "shell"
+    image: str | None = None  # ``vllm/vllm-openai:v0.8.5`` when launched from a server image
+
+    @property
+    def image_version(self) -> tuple[int, ...] | None:
+        """The vLLM version an image tag names (``v0.8.5`` -> (0, 8, 5)); None for ``latest`` or no image."""
+        match = re.search(r":v?(\d+)\.(\d+)(?:\.(\d+))?", self.image or "")
+        return tuple(int(g) for g in match.groups() if g is not None) if match else None
 
     def flag(self, name: str) -> FlagValue | None:
         return self.flags.get(name)
@@ -86,7 +93,7 @@ class ServeInvocation:
         flag = self.flags.get(name)
         if flag is None:
             return None
-        return parse_number(flag.value)
+        return parse_number(with_defaults(flag.value))
 
 
 def parse_number(text: str) -> float | None:
@@ -102,9 +109,25 @@ def normalise_flag_name(name: str) -> str:
     return name.lstrip("-").replace("_", "-").lower()
 
 
+# The official server images run ``vllm serve`` (older tags: the OpenAI api_server module) as their
+# entrypoint, so what follows the image name in ``docker run`` or a compose ``command:`` is serve flags.
+VLLM_SERVER_IMAGE = re.compile(
+    r"^(?:[\w.-]+(?::\d+)?/)*vllm/vllm-(?:openai|cpu|tpu|rocm)[\w.-]*(?::[\w.-]+)?(?:@\S+)?$")
+_COMPOSE_DEFAULT = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}")
+
+
+def with_defaults(text: str) -> str:
+    """``${GPU_MEM:-0.9}`` -> ``0.9``: the value a shell or compose file uses when the variable is unset."""
+    return _COMPOSE_DEFAULT.sub(lambda m: m.group(1), text)
+
+
 def find_serve_start(words: list[str]) -> int | None:
-    """Index of the first argument after ``vllm serve`` / ``-m vllm.entrypoints...``; None if absent."""
+    """Index of the first argument after ``vllm serve`` / ``-m vllm.entrypoints...`` / a vLLM server image
+    in ``docker run``; None if absent."""
     for i, word in enumerate(words):
+        if VLLM_SERVER_IMAGE.match(word) and any(w in ("run", "create") for w in words[:i]) and \
+                PurePath(words[0]).name in ("docker", "podman", "nvidia-docker", "sudo"):
+            return i + 1
         base = PurePath(word).name
         if base == "vllm" and i + 1 < len(words) and words[i + 1] == "serve":
             return i + 2
@@ -118,8 +141,10 @@ def find_serve_start(words: list[str]) -> int | None:
 def parse_serve_args(tokens: list[Token], start: int, invocation: ServeInvocation) -> None:
     """Fill ``invocation`` from the tokens after ``vllm serve``."""
     i = start
+    if start > 0 and VLLM_SERVER_IMAGE.match(tokens[start - 1].text):
+        invocation.image = tokens[start - 1].text
     if i < len(tokens) and not tokens[i].text.startswith("-"):
-        invocation.model, invocation.model_line = tokens[i].text, tokens[i].line
+        invocation.model, invocation.model_line = with_defaults(tokens[i].text), tokens[i].line
         i += 1
     while i < len(tokens):
         tok = tokens[i]
@@ -141,5 +166,5 @@ def parse_serve_args(tokens: list[Token], start: int, invocation: ServeInvocatio
                 i += 1
         invocation.flags[name] = FlagValue(value, tok.line, tok.column)
         if name == "model" and value:
-            invocation.model, invocation.model_line = value, tok.line
+            invocation.model, invocation.model_line = with_defaults(value), tok.line
         i += 1

@@ -7,9 +7,12 @@ spec whose ``command``/``args`` lists spell out ``vllm serve ...``, and any stri
 
 from __future__ import annotations
 
+import shlex
+
 import yaml
 
 from hf2vllm.doctor.serve import (
+    VLLM_SERVER_IMAGE,
     FlagValue,
     ServeInvocation,
     Token,
@@ -103,6 +106,11 @@ def _walk(node: yaml.Node, lines: list[str], out: list[ServeInvocation], top: bo
                 parse_serve_args(tokens, start, inv)
                 out.append(inv)
                 return
+        image = pairs.get("image")
+        if isinstance(image, yaml.ScalarNode) and VLLM_SERVER_IMAGE.match(str(image.value)) and \
+                (inv := _image_invocation(pairs, lines)) is not None:
+            out.append(inv)
+            return
         for _key, value in node.value:
             _walk(value, lines, out, top=False)
     elif isinstance(node, yaml.SequenceNode):
@@ -127,6 +135,46 @@ def _walk(node: yaml.Node, lines: list[str], out: list[ServeInvocation], top: bo
             inv.flags = {k: FlagValue(v.value, v.line + offset, v.column) for k, v in inv.flags.items()}
             inv.origin = "yaml"
             out.append(inv)
+
+
+def _scalar_tokens(node: yaml.ScalarNode, lines: list[str]) -> list[Token]:
+    """Words of a compose ``command: --model x --flag y`` string, each located in the file."""
+    tokens: list[Token] = []
+    line, column = node.start_mark.line, 0
+    for word in shlex.split(str(node.value), comments=False):
+        for no in range(line, len(lines)):
+            found = lines[no].find(word, column if no == line else 0)
+            if found >= 0:
+                line, column = no, found + len(word)
+                tokens.append(Token(word, no + 1, found + 1))
+                break
+        else:
+            tokens.append(Token(word, node.start_mark.line + 1, node.start_mark.column + 1))
+    return tokens
+
+
+def _image_invocation(pairs: dict[str, yaml.Node], lines: list[str]) -> ServeInvocation | None:
+    """A compose service (or Kubernetes container) running a vLLM server image: entrypoint + command are
+    the image's serve arguments."""
+    tokens: list[Token] = []
+    for key in ("entrypoint", "command", "args"):
+        node = pairs.get(key)
+        if isinstance(node, yaml.SequenceNode):
+            tokens += _sequence_tokens(node) or []
+        elif isinstance(node, yaml.ScalarNode) and str(node.value).strip():
+            try:
+                tokens += _scalar_tokens(node, lines)
+            except ValueError:
+                return None
+    if not tokens:
+        return None
+    start = find_serve_start([t.text for t in tokens])
+    if start is None:
+        start = 0
+    inv = ServeInvocation(line=tokens[0].line, column=tokens[0].column, end_line=tokens[-1].line, origin="yaml",
+                          env=_container_env(pairs), image=str(pairs["image"].value))  # type: ignore[union-attr]
+    parse_serve_args(tokens, start, inv)
+    return inv
 
 
 def parse_yaml_invocations(text: str) -> list[ServeInvocation]:

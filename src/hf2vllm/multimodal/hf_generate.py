@@ -20,14 +20,18 @@ from hf2vllm.requests import PreparedRequest
 from hf2vllm.spec import GenerationSpec
 
 
-def load_vl_model(model_path: str | Path, *, dtype: Any, device: str, trust_remote_code: bool = False) -> Any:
-    """The image-text-to-text model class of a VL checkpoint (e.g. ``Idefics3ForConditionalGeneration``)."""
+def load_vl_model(
+    model_path: str | Path, *, dtype: Any, device: str, trust_remote_code: bool = False,
+    placement: dict[str, Any] | None = None,
+) -> Any:
+    """The image-text-to-text model class of a VL checkpoint (e.g. ``Idefics3ForConditionalGeneration``);
+    ``placement``: Accelerate's ``device_map`` keywords (backends/placement.py) instead of one ``device``."""
     from transformers import AutoModelForImageTextToText
 
     model = AutoModelForImageTextToText.from_pretrained(
-        str(model_path), dtype=dtype, trust_remote_code=trust_remote_code
-    ).to(device)
-    return model.eval()
+        str(model_path), dtype=dtype, trust_remote_code=trust_remote_code, **(placement or {})
+    )
+    return (model if placement else model.to(device)).eval()
 
 
 def generate_vl(

@@ -62,6 +62,7 @@ def side_setup(
         rope_scaling=rope_scaling(model_path, load_options),
         skip_special_tokens=decode.get("skip_special_tokens", True),
         spaces_between_special_tokens=decode.get("spaces_between_special_tokens", True),
+        dot_precision=described.get("dot_precision"),
     )
 
 

@@ -300,8 +300,17 @@ def check_stop_sets(reference: SideSetup, candidate: SideSetup, decode: Decode) 
 
 
 def check_dtype(reference: SideSetup, candidate: SideSetup) -> Cause | None:
-    if reference.dtype == candidate.dtype:
+    if reference.dtype == candidate.dtype and reference.dot_precision == candidate.dot_precision:
         return None
+    if reference.dtype == candidate.dtype:
+        side = candidate if candidate.dot_precision else reference
+        return Cause(
+            id="dtype_differs", title="one side multiplies in less precision than its dtype",
+            evidence=[f"{side.role} {side.backend} runs {side.dtype} weights but multiplies in {side.dot_precision} "
+                      f"(vLLM's float32 attention on CUDA uses Triton's default TF32 dots; TRITON_F32_DEFAULT=ieee "
+                      f"in the environment gives IEEE {side.dtype}): near ties within {side.dot_precision} steps "
+                      "are counted as noise"],
+        )
     return Cause(
         id="dtype_differs", title="weights/activations run in different dtypes",
         evidence=[f"reference {reference.backend} runs {reference.dtype}, candidate {candidate.backend} runs "

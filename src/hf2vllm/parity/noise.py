@@ -27,7 +27,7 @@ from hf2vllm.report.schema import DeltaStats, NoiseCalibration
 
 NEAR_TIE_FACTOR = 2.0
 
-MANTISSA_BITS = {"float32": 23, "bfloat16": 7, "float16": 10}
+MANTISSA_BITS = {"float32": 23, "tf32": 10, "bfloat16": 7, "float16": 10}
 """Explicit mantissa bits per dtype: one step at magnitude x is 2^(floor(log2 |x|) - bits)."""
 
 CALIBRATION_CHANGE = "each sequence scored alone vs in length-sorted, padded batches"
@@ -46,6 +46,16 @@ def dtype_step(dtype: str, magnitude: float) -> float:
     if magnitude == 0.0 or not math.isfinite(magnitude):
         return 0.0
     return 2.0 ** (math.floor(math.log2(magnitude)) - bits)
+
+
+def coarsest(*precisions: str | None) -> str:
+    """The precision with the fewest mantissa bits: the resolution a verdict between two sides must allow.
+
+    >>> coarsest("float32", "tf32"), coarsest("float32", None), coarsest("bfloat16", "tf32")
+    ('tf32', 'float32', 'bfloat16')
+    """
+    known = [p for p in precisions if p]
+    return min(known, key=lambda p: MANTISSA_BITS.get(p, MANTISSA_BITS["float32"])) if known else "float32"
 
 
 def resolution_rule(dtype: str) -> str:

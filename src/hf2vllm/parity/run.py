@@ -35,7 +35,8 @@ from hf2vllm.parity import diagnose
 from hf2vllm.parity.head_start import PromptHeadStart, head_start_applies
 from hf2vllm.parity.collapse import collapse_cause, collapse_check
 from hf2vllm.parity.compare import common_prefix_fraction, exact_match_rate, first_divergence, token_at
-from hf2vllm.parity.noise import NoiseModel, step_resolution
+from hf2vllm.parity.groups import group_key, summarise_groups
+from hf2vllm.parity.noise import NoiseModel, coarsest, step_resolution
 from hf2vllm.parity.run_verdict import run_verdict, survival_curve
 from hf2vllm.parity.teacher_forced import find_fork, reproduced_result
 from hf2vllm.report.schema import (
@@ -89,6 +90,14 @@ class CompareOptions(BaseModel):
     )
     calibration_requests: int = Field(
         16, ge=1, description="Requests the reference scores a second time (alone) to measure its own noise."
+    )
+    against: Path | None = Field(
+        None, description="A reference directory (hf2vllm record): the reference side is read from it, no HF model "
+        "loads; the run must be the recorded one (reference.against).",
+    )
+    group_by: str | None = Field(
+        None, description="Request metadata key the report is grouped by (report.groups); None: \"domain\" when "
+        "any request carries it, else no groups (parity.groups.group_key).",
     )
 
 
@@ -237,6 +246,11 @@ def resolve_spec(options: CompareOptions, model_path: Path, tokenizer: Any) -> G
         spec = options.spec
     else:
         spec = GenerationSpec.greedy(options.max_new_tokens, stop_token_ids(model_path, tokenizer))
+    if options.prompts is not None:
+        from hf2vllm.requests_openai_batch import prompt_file_spec
+
+        # An OpenAI batch file states its own settings: they replace the default, or must agree with given ones.
+        spec = prompt_file_spec(options.prompts, model_path, spec, explicit=options.spec is not None)
     if options.logprobs is not None and spec.logprobs is None:
         spec = spec.model_copy(update={"logprobs": options.logprobs})
     return spec
@@ -251,6 +265,8 @@ def side_spec(spec: GenerationSpec, choice: BackendChoice) -> GenerationSpec:
 
 def verdict_method(options: CompareOptions, spec: GenerationSpec, requests: Sequence[PreparedRequest]) -> tuple[str, str | None]:
     """``teacher_forcing`` unless asked for ``--hf-generate`` or the run cannot use it (and then why)."""
+    if options.reference.kind == "record":
+        return "record", None
     if options.hf_generate:
         return "hf_generate", None
     reasons = []
@@ -299,8 +315,9 @@ class _Sides:
     def _create(self, role: str, stage: str) -> Backend:
         choice: BackendChoice = getattr(self.options, role)
         load = {"dtype": self.options.dtype, **vllm_engine_options(choice.kind, self.requests), **choice.options}
+        model = load.pop("model", self.model_path)  # a side's own checkpoint (--vllm-model: a quantised copy)
         with self.watch.stage(stage):
-            return create_backend(choice.kind, model=self.model_path, **load)
+            return create_backend(choice.kind, model=model, **load)
 
     def prefetch(self, role: str) -> None:
         """Load an in-process backend on a thread while the main thread waits on the other engine's
@@ -395,13 +412,24 @@ def run_compare(
     started = time.perf_counter()
     watch = Stopwatch()
     backends = backends or {}
+    if options.against is not None:
+        if "reference" in backends:
+            raise InputError("against: the reference side is the record; pass only a candidate backend")
+        options = _against_options(options)
     choices = {"reference": options.reference, "candidate": options.candidate}
     for role, choice in choices.items():
         if role not in backends:
             backend_class(choice.kind).check_available()  # fail before minutes of work on the other side
+    recorded = None
     with watch.stage("prepare prompts"):
-        model_path, tokenizer, spec, prepared = _prepare(options, choices)
+        if options.against is not None:
+            from hf2vllm.reference.against import prepare_against
+
+            model_path, tokenizer, spec, prepared, recorded = prepare_against(options, choices)
+        else:
+            model_path, tokenizer, spec, prepared = _prepare(options, choices)
     requests = prepared["reference"]
+    group_by = group_key(options.group_by, [r.source.metadata for r in requests])  # a bad key fails before loads
     specs = {role: side_spec(spec, c) for role, c in choices.items()}
     if options.candidate.kind != "hf":
         diagnose.check_logprobs_mode(options.candidate.options.get("logprobs_mode"), specs["candidate"], "candidate")
@@ -429,7 +457,7 @@ def run_compare(
     verdict = None
     if diagnosing:
         noise = NoiseModel(measured=outcome.calibration.noise if outcome.calibration else 0.0,
-                           dtype=str(outcome.setups["reference"].dtype))
+                           dtype=verdict_precision(outcome.setups["reference"], outcome.setups["candidate"]))
         causes, pooled = diagnose.explain_rows(
             rows, ref_run.results, cand_run.results, prepared["reference"], prepared["candidate"],
             (outcome.setups["reference"], outcome.setups["candidate"]),
@@ -456,7 +484,7 @@ def run_compare(
                 pooled, outcome.calibration.reference_vs_reference,
                 resolution_p99=resolution_p99(ref_run.results, str(outcome.setups["reference"].dtype)),
                 survival=survival_curve([(r.first_divergence, _shared_length(r)) for r in rows]),
-                collapse=collapse, names=(options.reference.kind, options.candidate.kind),
+                collapse=collapse, names=(_side_name(options.reference), options.candidate.kind),
             )
     watch.seconds["verdicts and causes"] = round(time.perf_counter() - explain_started, 3)
     device = str(ref_run.options.get("device", "cpu"))
@@ -469,6 +497,8 @@ def run_compare(
         dtype=options.dtype,
         generation=spec.model_dump(),
         summary=summarise(rows, pooled),
+        group_by=group_by,
+        groups=summarise_groups(rows, {r.id: r.source.metadata for r in requests}, group_by),
         backends=[ref_run.summary(), cand_run.summary()],
         requests=rows,
         environment=environment,
@@ -478,12 +508,52 @@ def run_compare(
         sides=[outcome.setups[role] for role in ("reference", "candidate")],
         token_strings=strings,
         verdict_method=method,  # type: ignore[arg-type]
+        reference_record=recorded,
         verdict_method_note=method_note,
         noise=outcome.calibration,
         run_verdict=verdict,
         wall_seconds=round(time.perf_counter() - started, 3),
         stage_seconds=watch.seconds,
     )
+
+
+def verdict_precision(reference: Any, candidate: Any) -> str:
+    """The resolution near ties are judged at: the reference's dtype, or a coarser precision either side
+    really multiplies in (``SideSetup.dot_precision``: vLLM's float32 attention on CUDA runs TF32 dots)."""
+    return coarsest(str(reference.dtype), reference.dot_precision, candidate.dot_precision)
+
+
+def _side_name(choice: BackendChoice) -> str:
+    return "hf (recorded)" if choice.kind == "record" else choice.kind
+
+
+def _against_options(options: CompareOptions) -> CompareOptions:
+    """The run's options against a record: the reference side is the record, and the candidate runs the
+    recorded dtype unless another was asked for (a dtype change is a candidate change like any other)."""
+    from hf2vllm.reference.store import read_manifest
+
+    if options.reference.kind not in ("hf", "record"):
+        raise InputError(f"--against: the reference is the record; --reference {options.reference.kind} cannot be used with it")
+    if options.candidate.kind == "hf":
+        raise InputError("--against: the candidate must be vllm or server (the record is the HF reference)")
+    if options.hf_generate:
+        raise InputError("--against with --hf-generate: the record already holds the reference's own answers")
+    manifest = read_manifest(options.against)  # type: ignore[arg-type]
+    update: dict[str, Any] = {"reference": BackendChoice(kind="record", options={"path": str(options.against)})}
+    if "dtype" not in options.model_fields_set:
+        update["dtype"] = manifest.dtype
+    declared = options.candidate.options.get("model")
+    if declared is not None and options.candidate.kind == "vllm" and "dtype" not in options.candidate.options:
+        # A quantised copy runs the activation dtype its method needs here (int8 W8A8 on AMX: bfloat16).
+        from hf2vllm.models import resolve_model
+        from hf2vllm.pooling.vllm_side import resolve_vllm_side
+
+        copy = resolve_model(str(declared))
+        side = resolve_vllm_side(copy, copy, dtype=update.get("dtype", options.dtype), quantization=None)
+        candidate = options.candidate.model_copy(update={"options": {**options.candidate.options, "model": str(copy),
+                                                                     "dtype": side.dtype}})
+        update["candidate"] = candidate
+    return options.model_copy(update=update)
 
 
 def _prepare(options: CompareOptions, choices: dict[str, BackendChoice]
@@ -495,6 +565,8 @@ def _prepare(options: CompareOptions, choices: dict[str, BackendChoice]
     model_path = resolve_model(options.model)
     tokenizer = load_tokenizer(model_path)
     spec = resolve_spec(options, model_path, tokenizer)
+    if spec.max_new_tokens != options.max_new_tokens:  # a batch file's max_tokens: the length check uses it
+        options = options.model_copy(update={"max_new_tokens": spec.max_new_tokens})
     prepared = {role: prepare_prompt_set(options, model_path, tokenizer, c.prompt) for role, c in choices.items()}
     return model_path, tokenizer, spec, prepared
 
@@ -653,7 +725,8 @@ def _teacher_forced(
                 candidate, forked, generated, cand_setup.max_model_len, top_k
             )
         # Forks already explained as near ties need no probe: batch effects matter where noise does not explain.
-        noise = NoiseModel(measured=calibration.noise if calibration else 0.0, dtype=ref_setup.dtype)
+        noise = NoiseModel(measured=calibration.noise if calibration else 0.0,
+                           dtype=verdict_precision(ref_setup, cand_setup))
         divergent = diagnose.unexplained_forks(
             generated, cand_results, prepared["reference"], prepared["candidate"], noise
         )[: options.batch_probe_limit]
@@ -685,15 +758,19 @@ def _hf_generate(
     scores: dict[str, dict[str, Any]] = {"reference": {}, "candidate": {}}
     probes: dict[str, Any] = {}
     mode = None
+    recorded_noise = None
     top_k = specs["reference"].logprobs or 0
     for role in ("reference", "candidate"):
         choice: BackendChoice = getattr(options, role)
         backend = sides.get(role)
+        if role == "reference":
+            recorded_noise = getattr(backend, "calibration", None)  # a recorded reference brings its own
         setups[role] = setup = _setup(role, choice, backend, specs[role], model_path, context)
         results, seconds = _generate(role, choice, backend, prepared[role], specs[role], setup, tokenizer, progress,
                                      sides.watch)
         runs[role] = BackendRun(name=choice.kind, options=backend.describe(), load_seconds=backend.load_seconds,
-                                generate_seconds=seconds, results=results)
+                                generate_seconds=seconds, results=results,
+                                mode="recorded" if choice.kind == "record" else "generate")
         if role == "candidate" and specs[role].logprobs is not None:
             mode = _candidate_logprobs_mode(backend, specs[role], results)
         if role == "candidate" and explaining:
@@ -715,7 +792,9 @@ def _hf_generate(
                 probes = diagnose.probe_batches(backend, fitting, results, divergent, specs[role])
         sides.close(role)  # peak memory stays one model
     calibration = None
-    if explaining:
+    if explaining and options.reference.kind == "record":
+        calibration = recorded_noise  # no model to score the candidate's tokens: they are scored one way only
+    elif explaining:
         # The reference scores the candidate's outputs last, and scores some of them again to measure
         # its own noise; a reference we own is loaded again rather than kept alongside the candidate.
         backend = sides.get("reference", " for teacher-forced scoring")

@@ -104,3 +104,7 @@ class PoolingReport(BaseModel):
     passed: bool
     failures: list[str] = Field(default_factory=list)
     environment: EnvironmentInfo | None = None
+    hf_placement: dict[str, list[str]] | None = Field(
+        None, description="Where Accelerate put the HF model's modules ({device: modules}) when --hf-option "
+        "device_map/max_memory placed it over several devices (docs/scale.md)."
+    )

@@ -91,6 +91,10 @@ class PoolingOptions(BaseModel):
         None, description="Checkpoint for the vLLM side only (e.g. a quantised copy); HF runs `model`. Same tokenizer "
         "and architecture required."
     )
+    hf_placement: dict[str, Any] = Field(
+        default_factory=dict, description="HF side over several devices: device_map, max_memory, offload_folder "
+        "(Accelerate; backends/placement.py)."
+    )
 
 
 class LoadedSides(BaseModel):
@@ -271,7 +275,8 @@ def run_pooling_compare(
         check_engine_pooling(engine_facts(sides.vllm_pooler.llm), pooling_type)
 
     status("HF: hidden states")
-    hf_model = sides.hf_model if sides.hf_model is not None else _load_hf_model(model_path, options.dtype)
+    hf_model = (sides.hf_model if sides.hf_model is not None
+                else _load_hf_model(model_path, options.dtype, options.hf_placement))
     ref_states = hf_hidden_states(hf_model, requests)
     ref_adapter_states = None
     if inspection is not None:
@@ -329,7 +334,11 @@ def run_pooling_compare(
         if not lora_report.passed:
             failures.append(_lora_failure(lora_report))
 
+    from hf2vllm.backends.placement import placement_summary
+
+    device_map = getattr(hf_model, "hf_device_map", None) if options.hf_placement else None
     return PoolingReport(
+        hf_placement=placement_summary(device_map) if device_map else None,
         task=options.task,
         model=str(model_path),
         dtype=options.dtype,
@@ -404,11 +413,15 @@ def _lora_failure(check: LoraCheck) -> str:
     return f"LoRA applied on both sides but HF and vLLM disagree with it (lowest cosine {cos:.6f})"
 
 
-def _load_hf_model(model_path: Path, dtype: str) -> Any:
+def _load_hf_model(model_path: Path, dtype: str, placement: dict[str, Any] | None = None) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from hf2vllm.backends.placement import from_pretrained_placement
     from hf2vllm.dtypes import resolve_torch_dtype
 
     torch.set_grad_enabled(False)
-    return AutoModelForCausalLM.from_pretrained(model_path, dtype=resolve_torch_dtype(dtype)).eval()
+    placement = placement or {}
+    placed = from_pretrained_placement(placement.get("device_map"), placement.get("max_memory"),
+                                       placement.get("offload_folder"))
+    return AutoModelForCausalLM.from_pretrained(model_path, dtype=resolve_torch_dtype(dtype), **placed).eval()

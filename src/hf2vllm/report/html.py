@@ -218,6 +218,7 @@ def render_html(report: CompareReport) -> str:
         delta_chart=line_chart_svg(max_abs_diff_by_position(report.requests), label="max |Δlogprob| by position"),
         position_chart=histogram_svg(positions, longest),
         method_text=verdict_method_text(report),
+        group_of={rid: g.name for g in report.groups for rid in g.request_ids},
         survival_chart=survival_chart_svg(report.run_verdict.survival, longest - 1)
         if report.run_verdict is not None and report.run_verdict.survival
         else "",

@@ -13,10 +13,12 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from hf2vllm.backends.base import StepLogprobs
 from hf2vllm.environment import EnvironmentInfo
+from hf2vllm.reference.identity import RecordedReferenceInfo
 from hf2vllm.requests import PromptOptions
 
-SCHEMA_VERSION = "1.2"
-"""1.2: teacher-forced verdicts (``verdict_method``), measured noise (``noise``), the run-level verdict
+SCHEMA_VERSION = "1.3"
+"""1.3: per-group verdicts (``group_by``, ``groups``: one summary per value of a request metadata key, worst
+first); ``reference_record`` and ``verdict_method`` "record" (compare --against a recorded reference). 1.2: teacher-forced verdicts (``verdict_method``), measured noise (``noise``), the run-level verdict
 (``run_verdict``: reference-vs-reference next to reference-vs-candidate, survival of identical answers, the
 free-running collapse check), ``logprobs_mode`` read from the candidate engine."""
 
@@ -35,7 +37,7 @@ CauseId = Literal[
     "batch_sensitive",
     "candidate_collapses",
 ]
-VerdictMethod = Literal["teacher_forcing", "hf_generate"]
+VerdictMethod = Literal["teacher_forcing", "hf_generate", "record"]
 
 
 class DeltaStats(BaseModel):
@@ -116,6 +118,10 @@ class SideSetup(BaseModel):
     rope_scaling: dict[str, Any] | None = None
     skip_special_tokens: bool = True
     spaces_between_special_tokens: bool = True
+    dot_precision: str | None = Field(
+        None, description="Set when the side multiplies in less precision than its dtype (\"tf32\": vLLM's float32 "
+        "attention on CUDA, Triton's default); verdicts then allow that precision's steps.",
+    )
 
 
 class NoiseCalibration(BaseModel):
@@ -182,8 +188,9 @@ class BackendRunSummary(BaseModel):
     load_seconds: float
     generate_seconds: float = Field(description="Generation, or for a teacher-forced reference its scoring passes "
                                     "plus the generation of forked requests.")
-    mode: Literal["generate", "teacher_forced"] = Field(
-        "generate", description="teacher_forced: this side scored the other side's tokens and generated only forks."
+    mode: Literal["generate", "teacher_forced", "recorded"] = Field(
+        "generate", description="teacher_forced: this side scored the other side's tokens and generated only forks; "
+        "recorded: this side's answers were read from a record (compare --against).",
     )
     output_tokens: int
     output_tokens_per_second: float
@@ -260,6 +267,21 @@ class ParitySummary(BaseModel):
     teacher_forcing: DeltaStats | None = Field(None, description="Over all requests' teacher-forced positions.")
 
 
+class GroupSummary(BaseModel):
+    """Parity of the requests that share one value of the report's ``group_by`` metadata key (a prompt-file
+    key such as ``"domain": "code"``); ``report.groups`` lists them worst first (``parity.groups``)."""
+
+    name: str = Field(description='The metadata value as text; "(none)" for requests without the key.')
+    requests: int
+    exact_matches: int
+    exact_match_rate: float
+    verdicts: dict[str, int] = Field(default_factory=dict, description="Requests per verdict (match, near_tie, mismatch).")
+    mean_common_prefix_fraction: float = Field(
+        description="Mean share of each (longer) output covered by the common prefix."
+    )
+    request_ids: list[str] = Field(default_factory=list, description="The group's requests, in prompt-file order.")
+
+
 class CompareReport(BaseModel):
     """The result of ``hf2vllm compare``: written to ``report.json``."""
 
@@ -270,6 +292,14 @@ class CompareReport(BaseModel):
     dtype: str
     generation: dict[str, Any] = Field(description="The GenerationSpec both sides ran with.")
     summary: ParitySummary
+    group_by: str | None = Field(
+        None, description="The request metadata key the requests are grouped by (null: not grouped). Default: "
+        "\"domain\" when any request carries it.",
+    )
+    groups: list[GroupSummary] = Field(
+        default_factory=list, description="One summary per group_by value, worst first: lowest exact-match rate, "
+        "then most mismatches (empty when not grouped).",
+    )
     backends: list[BackendRunSummary]
     requests: list[RequestComparison]
     environment: EnvironmentInfo
@@ -279,7 +309,11 @@ class CompareReport(BaseModel):
     )
     verdict_method: VerdictMethod = Field(
         "hf_generate", description="teacher_forcing: the reference scored the candidate's tokens and generated only "
-        "where it disagreed; hf_generate: the reference generated every request.",
+        "where it disagreed; hf_generate: the reference generated every request; record: the reference's answers, "
+        "logprobs and noise were read from a record (compare --against), the candidate scored the reference's tokens.",
+    )
+    reference_record: RecordedReferenceInfo | None = Field(
+        None, description="compare --against: the record the candidate was checked against (null: a live reference).",
     )
     verdict_method_note: str | None = Field(None, description="Why hf_generate was used when it was not asked for.")
     noise: NoiseCalibration | None = None

@@ -55,6 +55,17 @@ def _model_section(model: type[BaseModel], seen: list[type[BaseModel]]) -> list[
     return [*lines, ""]
 
 
+def model_sections(*roots: type[BaseModel]) -> list[str]:
+    """One table per model, ``roots`` first, then every model they reference (first-reference order)."""
+    seen: list[type[BaseModel]] = list(roots)
+    sections: list[str] = []
+    index = 0
+    while index < len(seen):
+        sections += _model_section(seen[index], seen)
+        index += 1
+    return sections
+
+
 def render_schema_doc() -> str:
     """The whole Markdown document (deterministic: models in first-reference order)."""
     seen: list[type[BaseModel]] = [CompareReport]
@@ -75,7 +86,9 @@ def render_schema_doc() -> str:
         "per-side setups and `token_strings`. 1.2 added `verdict_method` (teacher forcing), `noise` (the "
         "reference measured against itself), `run_verdict` (survival curve, collapse check), `wall_seconds`, "
         "`stage_seconds`, per-step `top_logits`, per-request forks and degenerate flags; `logprobs_mode` now "
-        "holds the candidate engine's own mode (`raw_logprobs`; 1.1 wrote `raw`).",
+        "holds the candidate engine's own mode (`raw_logprobs`; 1.1 wrote `raw`). 1.3 added `group_by` and "
+        "`groups` (per-group summaries by a request metadata key such as `domain`, worst first), `reference_record` "
+        "and `verdict_method` `record` (`compare --against`: the reference read from a record).",
         "",
     ]
     return "\n".join(header + sections).rstrip() + "\n"

@@ -1,5 +1,6 @@
-"""Rich terminal view of a ``CompareReport``: a per-request table, a summary line and the diagnosis
-(verdicts, teacher forcing, and from schema 1.2 the verdict method, the measured noise and the run verdict)."""
+"""Rich terminal view of a ``CompareReport``: the groups (schema 1.3, worst first), a per-request table, a
+summary line and the diagnosis (verdicts, teacher forcing, and from schema 1.2 the verdict method, the
+measured noise and the run verdict)."""
 
 from __future__ import annotations
 
@@ -40,12 +41,57 @@ def render_comparison_table(report: CompareReport, console: Console, *, only_mis
     console.print(table)
 
 
+def render_groups(report: CompareReport, console: Console) -> None:
+    """The groups (``report.groups``, worst first) as a table, the worst row highlighted; nothing for
+    fewer than two groups (one group is the whole run, which the summary line already shows)."""
+    if len(report.groups) < 2:
+        return
+    table = Table(title=f"{report.reference} vs {report.candidate} — by {report.group_by}, worst first")
+    table.add_column(str(report.group_by), overflow="fold")
+    for column in ("exact", "rate", "match", "near tie", "mismatch", "prefix"):
+        table.add_column(column, justify="right")
+    for index, group in enumerate(report.groups):
+        colour = "green" if group.exact_matches == group.requests else (
+            "yellow" if group.exact_match_rate >= 0.9 else "red"
+        )
+        table.add_row(
+            f"{group.name} (worst)" if index == 0 else group.name,
+            f"{group.exact_matches}/{group.requests}",
+            f"[{colour}]{group.exact_match_rate:.1%}[/]",
+            *(str(group.verdicts.get(v, 0)) for v in ("match", "near_tie", "mismatch")),
+            f"{group.mean_common_prefix_fraction:.1%}",
+            style="bold" if index == 0 else None,
+        )
+    console.print(table)
+
+
+def record_lines(report: CompareReport) -> list[str]:
+    """What a run against a record says first: a declared model change, then which record it was."""
+    record = report.reference_record
+    if record is None:
+        return []
+    versions = ", ".join(f"{k} {v}" for k, v in record.packages.items() if k in ("transformers", "torch"))
+    lines = [f"reference: recorded {record.created_at} in {record.path} ({record.prompts.requests} requests, "
+             f"{record.dtype}{', ' + versions if versions else ''}); no HF model loaded"]
+    if record.candidate_model_differs:
+        lines.insert(0, f"candidate model differs: {record.candidate_model_differs}")
+    return lines
+
+
+def render_record_lines(report: CompareReport, console: Console) -> None:
+    for i, line in enumerate(record_lines(report)):
+        console.print(f"[bold yellow]{line}[/]" if i == 0 and report.reference_record and
+                      report.reference_record.candidate_model_differs else line, markup=True, highlight=False)
+
+
 def render_summary(report: CompareReport, console: Console) -> None:
     s = report.summary
     colour = "green" if s.exact_matches == s.requests else ("yellow" if s.exact_match_rate >= 0.9 else "red")
     speeds = " · ".join(
         f"{b.name}: load {b.load_seconds:.1f}s, score+forks {b.generate_seconds:.1f}s"
         if b.mode == "teacher_forced"
+        else f"{b.name}: read {b.load_seconds:.1f}s ({b.output_tokens} recorded tokens)"
+        if b.mode == "recorded"
         else f"{b.name}: load {b.load_seconds:.1f}s, generate {b.generate_seconds:.1f}s, "
         f"{b.output_tokens_per_second:.1f} tok/s"
         for b in report.backends
@@ -129,6 +175,10 @@ def verdict_method_text(report: CompareReport) -> str | None:
             f"verdict by teacher forcing: the reference generated {generated} of {len(report.requests)} "
             "requests (forks)"
         )
+    elif report.verdict_method == "record":
+        text = (f"verdict against a record: the reference's answers, logprobs and noise were read from "
+                f"{report.reference_record.path if report.reference_record else 'a record'}; the candidate scored "
+                "the recorded tokens")
     else:
         text = "verdict by hf generate: the reference generated every request"
     if report.verdict_method_note:
@@ -233,6 +283,8 @@ def render_run_verdict(report: CompareReport, console: Console) -> None:
 
 def render_report(report: CompareReport, console: Console | None = None, *, only_mismatches: bool = False) -> None:
     console = console or Console()
+    render_record_lines(report, console)
+    render_groups(report, console)
     render_comparison_table(report, console, only_mismatches=only_mismatches)
     render_summary(report, console)
     render_diagnosis(report, console)

@@ -53,7 +53,7 @@ def to_sarif(report: DoctorReport, rules: tuple[Rule, ...] = RULES) -> dict[str,
             }],
         })
     notifications = [
-        {"level": "warning", "message": {"text": error}} for error in report.parse_errors
+        {"level": "error", "message": {"text": error}} for error in report.parse_errors
     ]
     root_uri = Path(report.root).resolve().as_uri().rstrip("/") + "/"
     return {

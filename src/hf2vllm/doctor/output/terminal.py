@@ -56,7 +56,7 @@ def render_report(report: DoctorReport, console: Console, show_fix: bool = True)
             console.print(Group(*parts))
         console.print()
     for error in report.parse_errors:
-        console.print(Text(f"skipped: {error}", style="yellow"))
+        console.print(Text(f"not checked: {error}", style="bold red"))
     s = report.summary
     fixable = sum(f.fixable for f in report.findings)
     status = "bold red" if s.errors else ("yellow" if s.warnings else "green")
@@ -66,6 +66,9 @@ def render_report(report: DoctorReport, console: Console, show_fix: bool = True)
         line += f"; {s.fixed} fixed"
     if fixable:
         line += f"; {fixable} fixable with --fix"
+    if report.parse_errors:
+        line += f"; {len(report.parse_errors)} file(s) not checked"
+        status = "bold red"
     console.print(Text(line, style=status))
 
 

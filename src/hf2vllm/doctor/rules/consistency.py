@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from hf2vllm.doctor.context import FileContext
+from hf2vllm.doctor.context import DtypeLoad, FileContext, Place
 from hf2vllm.doctor.knowledge import (
     CHAT_FAMILIES,
     CHAT_MODEL_HINT,
@@ -119,36 +119,58 @@ def _model_ref(py: PythonModule, call: ast.Call, keyword_name: str) -> str | Non
     return None
 
 
-def check_dtype_mismatch(ctx: FileContext) -> Iterator[Hit]:
+def hf_dtype_loads(ctx: FileContext) -> list[DtypeLoad]:
+    """HF model loads of this file that force a dtype (``torch_dtype=torch.float16``)."""
     py = module_of(ctx)
-    hf_loads: list[tuple[str | None, str, int]] = []
+    out: list[DtypeLoad] = []
     for call in py.hf_model_loads:
         kw = keyword(call, "torch_dtype") or keyword(call, "dtype")
         if kw is not None and (dtype := _dtype_of(kw.value)) not in (None, "auto"):
-            hf_loads.append((_model_ref(py, call, "pretrained_model_name_or_path"), dtype, call.lineno))  # type: ignore[arg-type]
-    if not hf_loads:
-        return
+            out.append(DtypeLoad(Place(ctx.display_path, call.lineno, ""), _model_id(ctx, call,
+                                 "pretrained_model_name_or_path"), dtype))  # type: ignore[arg-type]
+    return out
+
+
+def vllm_dtype_loads(ctx: FileContext) -> list[tuple[ast.Call, ast.keyword | None, DtypeLoad]]:
+    """vLLM ``LLM(...)`` loads with their dtype: ``auto`` when not given (the checkpoint decides)."""
+    py = module_of(ctx)
+    out = []
     for call in py.vllm_llm_calls:
+        if (py.qualname(call.func) or "").rsplit(".", 1)[-1] != "LLM":
+            continue
         kw = keyword(call, "dtype")
-        if kw is None:
-            continue
-        dtype = _dtype_of(kw.value)
-        if dtype in (None, "auto"):
-            continue
-        model = _model_ref(py, call, "model")
-        # Compare with the HF load of the same model; without model names, only an unambiguous pair.
-        same = [h for h in hf_loads if model is not None and h[0] == model]
-        if not same and len(hf_loads) == 1 and (model is None or hf_loads[0][0] is None):
-            same = hf_loads
-        for _ref, hf_dtype, line in same[:1]:
-            if dtype != hf_dtype:
-                yield at(kw, f"vLLM runs in {dtype} while the HF side (line {line}) runs in {hf_dtype}: "
-                              "outputs will differ for numeric reasons alone")
+        if kw is not None and _dtype_of(kw.value) is None:
+            continue  # an expression: not judged
+        dtype = _dtype_of(kw.value) if kw is not None else "auto"
+        out.append((call, kw, DtypeLoad(Place(ctx.display_path, call.lineno, ""), _model_id(ctx, call, "model"),
+                                        dtype or "auto")))
+    return out
+
+
+def check_dtype_mismatch(ctx: FileContext) -> Iterator[Hit]:
+    here = hf_dtype_loads(ctx)
+    elsewhere = [h for h in ctx.project.hf_dtypes if h.place.path != ctx.display_path]
+    for call, kw, load in vllm_dtype_loads(ctx):
+        # The HF load of the same model id, in this file or any other scanned one; without model ids, only
+        # the unambiguous pair of one forcing HF load and this engine in the same file.
+        same = [h for h in [*here, *elsewhere] if load.model is not None and h.model == load.model]
+        if not same and len(here) == 1 and (load.model is None or here[0].model is None):
+            same = here
+        for hf in same[:1]:
+            where = f"line {hf.place.line}" if hf.place.path == ctx.display_path else \
+                f"{hf.place.path}:{hf.place.line}"
+            if load.dtype == "auto" and hf.dtype in ("float16", "float32"):
+                yield at(kw or call, f"vLLM `dtype` is auto (the checkpoint's dtype, bfloat16 for most current "
+                                     f"checkpoints; float32 checkpoints run in half precision) while the HF side "
+                                     f"({where}) runs in {hf.dtype}: outputs will differ for numeric reasons alone")
+            elif load.dtype != "auto" and load.dtype != hf.dtype:
+                yield at(kw or call, f"vLLM runs in {load.dtype} while the HF side ({where}) runs in {hf.dtype}: "
+                                     "outputs will differ for numeric reasons alone")
 
 
 HVD013 = Rule(
     id="HVD013", name="dtype-mismatch", severity=Severity.WARNING, applies_to=PY,
-    summary="The vLLM engine and the HF model in the same file load in different dtypes.",
+    summary="The vLLM engine and the HF model of the same project load in different dtypes.",
     why="bf16 vs fp16 vs fp32 changes logits enough to flip greedy tokens after a few steps; a parity "
         "check that compares them measures the dtype, not the migration.",
     fix="Use one dtype on both sides (`dtype=\"float32\"` on CPU, the checkpoint's dtype on GPU).",
@@ -172,15 +194,37 @@ llm = LLM(model="HuggingFaceTB/SmolLM2-135M-Instruct", dtype="float32")
 )
 
 
+def _model_id(ctx: FileContext, call: ast.Call, keyword_name: str) -> str | None:
+    """The literal model id a load names (through names assigned in its function or module), else None."""
+    node = call.args[0] if call.args else (kw.value if (kw := keyword(call, keyword_name)) else None)
+    value = ctx.resolver.constant(node) if node is not None else None
+    return value if isinstance(value, str) else None
+
+
 def check_trust_remote_code_mismatch(ctx: FileContext) -> Iterator[Hit]:
     py = module_of(ctx)
     hf_loads = list(py.method_calls("from_pretrained"))
     if not hf_loads or not py.vllm_llm_calls:
         return
-    hf_trusting = [c for c in hf_loads if (kw := keyword(c, "trust_remote_code")) and constant(kw.value, None) is True]
+    hf_trusting_all = [c for c in hf_loads
+                       if (kw := keyword(c, "trust_remote_code")) and constant(kw.value, None) is True]
     for call in py.vllm_llm_calls:
         kw = keyword(call, "trust_remote_code")
         vllm_trusts = kw is not None and constant(kw.value, None) is True
+        # Compare with the HF loads of the same model (or, without model names, the same function): a file
+        # holding one loader per model must not compare one model's tokenizer with another's engine.
+        model = _model_id(ctx, call, "model")
+        scope = py.scopes.get(id(call), py.tree)
+        related = [c for c in hf_loads if py.scopes.get(id(c), py.tree) is scope
+                   or (model is not None and _model_id(ctx, c, "pretrained_model_name_or_path") == model)]
+        if not related:
+            # A model passed in as a variable: compare with the loads whose model is a variable too (the
+            # load_hf(model_id)/load_vllm(model_id) pair), never with another model's literal id.
+            related = [c for c in hf_loads if model is None and _model_id(ctx, c, "pretrained_model_name_or_path")
+                       is None]
+        if not related:
+            continue
+        hf_trusting = [c for c in related if c in hf_trusting_all]
         if hf_trusting and not vllm_trusts:
             yield at(call, f"HF loads with trust_remote_code=True (line {hf_trusting[0].lineno}) but this vLLM "
                             "engine does not: the two sides may run different model code")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -268,11 +269,13 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND")
 
 
 def check_omp_threads_multi_instance(ctx: FileContext) -> Iterator[Hit]:
-    instances = len(ctx.invocations) + sum(1 for inv in ctx.invocations if inv.in_loop)
+    # Offline ``LLM(...)`` objects in one script usually run one after the other, not side by side.
+    servers = [inv for inv in ctx.invocations if inv.origin != "python-llm"]
+    instances = len(servers) + sum(1 for inv in servers if inv.in_loop)
     if instances < 2:
         return
     unexported = ctx.shell is not None and "OMP_NUM_THREADS" in ctx.shell.variables
-    for inv in ctx.invocations:
+    for inv in servers:
         if not any(var in inv.env for var in _THREAD_VARS):
             detail = "is set but not exported, so vLLM never sees it" if unexported else "is unset"
             yield Hit(line=inv.line, column=inv.column,
@@ -302,4 +305,143 @@ CUDA_VISIBLE_DEVICES=1 vllm serve HuggingFaceTB/SmolLM2-135M-Instruct --port 800
 wait
 """),
     check=check_omp_threads_multi_instance,
+)
+
+
+# -- HVD107 -------------------------------------------------------------------------------------------
+def check_memory_utilization_full(ctx: FileContext) -> Iterator[Hit]:
+    for inv in ctx.invocations:
+        gmu = inv.number("gpu-memory-utilization")
+        if gmu is not None and gmu >= 0.99:
+            yield _at_flag(inv.flags["gpu-memory-utilization"],
+                           f"gpu memory utilization {gmu:g} leaves nothing for CUDA graphs, the sampler, NCCL "
+                           "buffers or any other process on the device: start-up fails or the server dies with "
+                           "out-of-memory under load")
+
+
+HVD107 = Rule(
+    id="HVD107", name="gpu-memory-utilization-full", severity=Severity.WARNING, applies_to=SERVE,
+    summary="`--gpu-memory-utilization` (or `gpu_memory_utilization=`) of 0.99 or 1.0.",
+    why="vLLM pre-allocates that fraction of the device for weights and KV cache at start-up. Activation "
+        "peaks, CUDA-graph pools, the sampler and NCCL buffers need memory outside it, and so does anything "
+        "else on the GPU (a second process, the display). At 1.0 start-up profiling fails or the first large "
+        "batch runs out of memory, whatever the model.",
+    fix="Use 0.85-0.95 (the default is 0.9-0.92); grow the KV cache with a smaller `--max-model-len` or "
+        "`--kv-cache-dtype fp8` instead.",
+    bad=Example.of("docker-compose.yaml", """\
+services:
+  vllm:
+    image: vllm/vllm-openai:latest
+    command: --model Qwen/Qwen2.5-7B-Instruct --gpu-memory-utilization ${GPU_MEMORY_UTILIZATION:-1.0}
+"""),
+    good=Example.of("docker-compose.yaml", """\
+services:
+  vllm:
+    image: vllm/vllm-openai:latest
+    command: --model Qwen/Qwen2.5-7B-Instruct --gpu-memory-utilization ${GPU_MEMORY_UTILIZATION:-0.9}
+"""),
+    check=check_memory_utilization_full,
+)
+
+
+# -- HVD108 -------------------------------------------------------------------------------------------
+def _counts_devices(node: ast.AST) -> bool:
+    """``torch.cuda.device_count()``, ``len(os.environ["CUDA_VISIBLE_DEVICES"].split(","))`` and the like."""
+    text = ast.unparse(node)
+    return "device_count" in text or ("CUDA_VISIBLE_DEVICES" in text and "len(" in text)
+
+
+def check_tensor_parallel_from_device_count(ctx: FileContext) -> Iterator[Hit]:
+    py = ctx.python
+    assert py is not None
+    for call in py.vllm_llm_calls:
+        for kw in call.keywords:
+            if kw.arg != "tensor_parallel_size":
+                continue
+            value = kw.value
+            if isinstance(value, ast.Name):  # tp = torch.cuda.device_count(); LLM(..., tensor_parallel_size=tp)
+                resolver = ctx.resolver
+                stores = [n for n in resolver.stores(value.id, resolver.scope_of(call)) if isinstance(n, ast.Assign)]
+                value = stores[-1].value if len(stores) == 1 else value
+            if _counts_devices(value):
+                yield Hit(line=kw.lineno, column=kw.col_offset + 1, end_line=kw.end_lineno,
+                          end_column=(kw.end_col_offset or 0) + 1,
+                          message="tensor parallel size taken from the number of visible GPUs, not from the "
+                                  "model: a small model is split across every GPU (slower than one replica per "
+                                  "GPU), and 3, 5, 6 or 7 GPUs fail for models whose head count they do not "
+                                  "divide")
+
+
+HVD108 = Rule(
+    id="HVD108", name="tensor-parallel-from-device-count", severity=Severity.WARNING, applies_to=("python",),
+    summary="`tensor_parallel_size=torch.cuda.device_count()` regardless of the model's size.",
+    why="Tensor parallelism is a property of the model (it must fit, and the GPU count must divide the "
+        "attention heads), not of the machine. Taking every visible GPU splits a 1B model eight ways, adds "
+        "an all-reduce per layer for nothing, and crashes on hosts with a GPU count the heads do not divide.",
+    fix="Choose the size from the model (the smallest power of two whose devices hold the weights plus KV "
+        "cache) and use the other GPUs for data parallelism (`data_parallel_size=` or separate replicas).",
+    bad=Example.of("infer.py", """\
+import torch
+from vllm import LLM
+
+llm = LLM(model="Qwen/Qwen2.5-1.5B-Instruct", tensor_parallel_size=torch.cuda.device_count())
+"""),
+    good=Example.of("infer.py", """\
+from vllm import LLM
+
+llm = LLM(model="Qwen/Qwen2.5-1.5B-Instruct", tensor_parallel_size=1)
+"""),
+    check=check_tensor_parallel_from_device_count,
+)
+
+
+# -- HVD109 -------------------------------------------------------------------------------------------
+def check_removed_serve_flag(ctx: FileContext) -> Iterator[Hit]:
+    from hf2vllm.doctor.knowledge import REMOVED_ENGINE_ARGS, installed_vllm_api, parse_version
+
+    pin = ctx.project.vllm_pin
+    for inv in ctx.invocations:
+        if inv.origin == "python-llm":
+            continue  # HVD019 reads LLM(...) keywords
+        for name, flag in inv.flags.items():
+            removal = REMOVED_ENGINE_ARGS.get(name.replace("-", "_"))
+            if removal is None:
+                continue
+            if removal.removed_in is None:
+                api = installed_vllm_api()
+                if api is None or name.replace("-", "_") in api.engine_args:
+                    continue
+                yield _at_flag(flag, f"`--{name}`: absent from the installed vLLM {api.version}, which refuses it "
+                                     f"({removal.source}): {removal.instead}")
+                continue
+            removed = parse_version(removal.removed_in)
+            if inv.image_version is not None and inv.image_version < removed:
+                when = f"works with the image `{inv.image}` but breaks on vLLM >= {removal.removed_in}"
+            elif inv.image_version is not None:
+                when = f"the image `{inv.image}` refuses it (removed in vLLM {removal.removed_in})"
+            elif pin is not None and not pin.allows(removed):
+                when = f"works with the pinned `{pin.spec}` but breaks on vLLM >= {removal.removed_in}"
+            else:
+                when = f"vLLM >= {removal.removed_in} refuses it and does not start"
+            yield _at_flag(flag, f"`--{name}`: {when} ({removal.source}): {removal.instead}")
+
+
+HVD109 = Rule(
+    id="HVD109", name="removed-serve-flag", severity=Severity.ERROR, applies_to=SERVE,
+    summary="A launch passes a server flag that current vLLM releases removed.",
+    why="Launch scripts and compose files outlive the vLLM they were written for. `--swap-space`, "
+        "`--device`, `--tokenizer-pool-size`, `--disable-log-requests` were removed (the release, where "
+        "documented, and the source are in the message); a server started with them exits at argument parsing, "
+        "which in a container restart loop looks like an outage, not a typo. Only flags in the doctor's "
+        "table of documented removals are reported, each checked against the installed vLLM.",
+    fix="Drop the flag (the message says what replaced it), or pin the image/package to a version that has it.",
+    bad=Example.of("serve.sh", """\
+#!/usr/bin/env bash
+vllm serve Qwen/Qwen2.5-7B-Instruct --swap-space 8 --max-model-len 8192
+"""),
+    good=Example.of("serve.sh", """\
+#!/usr/bin/env bash
+vllm serve Qwen/Qwen2.5-7B-Instruct --max-model-len 8192
+"""),
+    check=check_removed_serve_flag,
 )
