@@ -17,7 +17,7 @@ line is an OpenAI batch line (``custom_id`` + ``body``, the format ``vllm run-ba
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,21 @@ def read_prompt_file(path: str | Path) -> str:
     return _read_utf8(path).removeprefix("\ufeff")  # a BOM (Windows editors) is not content
 
 
+def json_object_lines(path: str | Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file's ``text``; a line that is not a
+    JSON object raises ``InputError`` naming ``file:line`` (every prompt-file format reads its lines here)."""
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(raw, dict):
+            raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(raw).__name__}")
+        yield lineno, raw
+
+
 def load_requests(path: str | Path) -> list[ChatRequest]:
     """Read a JSONL prompt file (plain or OpenAI batch); any malformed line raises ``InputError`` naming
     ``file:line``."""
@@ -162,16 +177,8 @@ def load_requests(path: str | Path) -> list[ChatRequest]:
     requests: list[ChatRequest] = []
     seen: dict[str, int] = {}
     first_line = 0
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
+    for lineno, raw in json_object_lines(path, text):
         first_line = first_line or lineno
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
-        if not isinstance(raw, dict):
-            raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(raw).__name__}")
         if is_batch_line(raw):
             raise InputError(f"{path}:{lineno}: an OpenAI batch line (\"custom_id\", \"body\"), but line {first_line} "
                              "is a plain request; one format per file: write every line one way or split the file")

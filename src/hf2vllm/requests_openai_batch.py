@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from hf2vllm.errors import HF2VLLMError, InputError
-from hf2vllm.requests import ChatRequest, read_prompt_file
+from hf2vllm.requests import ChatRequest, json_object_lines, read_prompt_file
 from hf2vllm.spec import GenerationSpec
 
 CHAT_URL = "/v1/chat/completions"
@@ -177,17 +177,9 @@ def parse_openai_batch(path: Path, text: str) -> OpenAIBatch:
     seen: dict[str, int] = {}
     url: str | None = None
     first_line = 0
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
+    for lineno, raw in json_object_lines(path, text):
         first_line = first_line or lineno
         where = f"{path}:{lineno}"
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
-        if not isinstance(raw, dict):
-            raise InputError(f"{where}: expected a JSON object, got {type(raw).__name__}")
         if "custom_id" not in raw and "body" not in raw:
             raise InputError(f"{where}: not an OpenAI batch line (no \"custom_id\" or \"body\"), but line {first_line} "
                              "is one; one format per file: write every line as a batch line or split the file")

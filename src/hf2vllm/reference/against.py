@@ -13,12 +13,13 @@ and measured noise come from the record; the candidate generates and scores the 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 from hf2vllm.errors import InputError
 from hf2vllm.reference.identity import ModelFingerprint, PromptsFingerprint, RecordedReferenceInfo
-from hf2vllm.reference.schema import RecordedRequest, ReferenceManifest
+from hf2vllm.reference.schema import MANIFEST, REQUESTS, RecordedRequest, ReferenceManifest
 from hf2vllm.reference.store import read_manifest, read_requests
 from hf2vllm.requests import PreparedRequest
 from hf2vllm.spec import GenerationSpec
@@ -26,6 +27,11 @@ from hf2vllm.spec import GenerationSpec
 
 class ReferenceMismatchError(InputError):
     """This run is not the one recorded (model, tokenizer, template, prompts or settings differ)."""
+
+
+@functools.lru_cache(maxsize=2)
+def _open_record(path: Path, _stamps: tuple[object, ...]) -> ReferenceRecord:
+    return ReferenceRecord._read(path)
 
 
 class ReferenceRecord:
@@ -36,7 +42,15 @@ class ReferenceRecord:
 
     @classmethod
     def open(cls, path: str | Path) -> ReferenceRecord:
-        path = Path(path)
+        """The complete record at ``path``, read once per version of its files: the identity check and the
+        ``record`` backend of one run share it (a large record's requests.jsonl is the costly part)."""
+        path = Path(path)  # as given: messages name the record the way the user wrote it
+        stamps = tuple((f.stat().st_size, f.stat().st_mtime_ns) if f.is_file() else None
+                       for f in (path / MANIFEST, path / REQUESTS))
+        return _open_record(path, stamps)
+
+    @classmethod
+    def _read(cls, path: Path) -> ReferenceRecord:
         manifest = read_manifest(path)
         recorded = read_requests(path, manifest.run_key)
         if not manifest.complete:
