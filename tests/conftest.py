@@ -52,6 +52,7 @@ SHARED_LANE_MODULES = frozenset({
     "foundation/test_parity_bundled.py",
     "reference/test_against_record.py",
     "reference/test_parity_plugin.py",
+    "scale/test_ray_compare.py",
     "server/test_server_check.py",
     "server/test_server_compare_cli.py",
     "server/test_server_faults.py",

@@ -19,7 +19,9 @@ runs: ``import hf2vllm`` stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +74,11 @@ def compare(
     # -- HF side
     hf_batch_size: int = 32,
     hf_batch_tokens: int = 16384,
+    ray_workers: int | None = None,
+    ray_address: str | None = None,
+    ray_worker_cpus: float = 1,
+    ray_worker_gpus: float | None = None,
+    reference_dir: str | Path | None = None,
     # -- vLLM side
     vllm_batch_size: int | None = None,
     kv_cache_gib: float | None = None,
@@ -116,17 +123,27 @@ def compare(
     differs. ``vllm_model``: with ``against``, a deliberately different candidate checkpoint (a quantised
     copy); ``report.reference_record.candidate_model_differs`` then says so.
 
+    ``ray_workers``: the HF reference runs as N replicas on a Ray cluster (``ray_address``, default a local
+    one; needs the ``ray`` extra): it is recorded into ``reference_dir`` (default ``OUT/reference``, else a
+    temporary folder) as ``record()`` does, resuming what a stopped run left there, and the candidate is then
+    checked against that record (``report.reference_record.recorded_by_this_run``).
+
     Raises ``InputError`` (a bad argument, before anything loads) and other ``HF2VLLMError``s; the
     report is returned whatever the agreement: gate it with ``hf2vllm.parity.groups.check_gate`` (the
     command's ``--min-exact-match``/``--gate``) or ``hf2vllm.testing.assert_parity``.
     """
     values = dict(locals())
     _check_compare(values)
-    options = _compare_options(values)
     from hf2vllm.parity.run import run_compare
 
-    report = run_compare(options, backends=dict(backends) if backends else None, progress=progress,
-                         on_status=on_status)
+    with _reference_on_ray(values, progress, on_status) as run:
+        options = _compare_options(run)
+        report = run_compare(options, backends=dict(backends) if backends else None, progress=progress,
+                             on_status=on_status)
+        if ray_workers and report.reference_record is not None:
+            kept = run["reference_dir"] is not None or out is not None
+            report.reference_record = report.reference_record.model_copy(
+                update={"recorded_by_this_run": True, "kept": kept})
     if out is not None:
         from hf2vllm.report.html import write_html
         from hf2vllm.report.json_file import write_report
@@ -158,6 +175,44 @@ def _check_compare(values: dict[str, Any]) -> None:
 
         # Reachable, authorised and serving, before seconds of imports and minutes of the other side.
         list_models(ClientConfig(base_url=server, api_key_env=api_key_env))
+
+
+@contextmanager
+def _reference_on_ray(
+    v: dict[str, Any], progress: ProgressFactory | None, on_status: Callable[[str], None] | None,
+) -> Iterator[dict[str, Any]]:
+    """The compare arguments to run: ``v`` itself, or with ``ray_workers`` those of a compare against the HF
+    reference recorded here on Ray workers (reference/ray_workers.py: the same answers as one process).
+
+    The record goes to ``reference_dir``, else ``OUT/reference``, else a temporary folder removed on exit.
+    A kept folder is resumed: a run that died keeps every batch that arrived, and the same command again
+    records only the rest (a complete record of the same inputs is reused as it is)."""
+    if not v["ray_workers"]:
+        yield v
+        return
+    from hf2vllm.reference.record import RecordInputsChangedError, record
+
+    with ExitStack() as stack:
+        folder = v["reference_dir"] or (Path(v["out"]) / "reference" if v["out"] is not None else None)
+        if folder is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hf2vllm-ray-"))) / "reference"
+        try:
+            record(
+                folder, v["model"], v["prompts"], max_new_tokens=v["max_new_tokens"] or 64, hf_kwargs=v["hf_kwargs"],
+                generation_config=v["generation_config"], dtype=v["dtype"] or "float32", limit=v["limit"],
+                max_model_len=v["max_model_len"], logprobs=v["logprobs"], hf_options=v["hf_options"],
+                hf_batch_size=v["hf_batch_size"], hf_batch_tokens=v["hf_batch_tokens"],
+                calibration_requests=v["calibration_requests"], resume=True, ray_workers=v["ray_workers"],
+                ray_address=v["ray_address"], ray_worker_cpus=v["ray_worker_cpus"],
+                ray_worker_gpus=v["ray_worker_gpus"], progress=progress, on_status=on_status,
+            )
+        except RecordInputsChangedError as err:
+            option = "--reference-dir" if v["reference_dir"] else "--out"
+            raise InputError(f"{option}: {err.out} holds a reference recorded with other inputs ({err.differences}); "
+                             "give another --reference-dir, or remove it") from None
+        # The reference side and its settings are now the recorded ones (compare --against).
+        yield {**v, "against": folder, "hf_options": None, "hf_kwargs": None, "generation_config": None,
+               "hf_generate": False}
 
 
 def _compare_options(v: dict[str, Any]) -> CompareOptions:
@@ -216,6 +271,7 @@ def _compare_options(v: dict[str, Any]) -> CompareOptions:
     given: dict[str, Any] = {}  # left out: with against=, the recorded value applies
     if max_new_tokens is not None or v["against"] is None:
         given["max_new_tokens"] = 64 if max_new_tokens is None else max_new_tokens
+        given["max_new_tokens_given"] = v["max_new_tokens"] is not None and spec is None
     if v["dtype"] is not None or v["against"] is None:
         given["dtype"] = normalise_dtype(v["dtype"] or "float32")
     return CompareOptions(

@@ -358,18 +358,27 @@ def _why_sampling(batch: OpenAIBatch, defaults: dict[str, Any]) -> str:
     return "the bodies do not set \"temperature\", and OpenAI's default is 1"
 
 
-def prompt_file_spec(path: str | Path, model_path: Path, run_spec: GenerationSpec, *, explicit: bool) -> GenerationSpec:
+def prompt_file_spec(
+    path: str | Path, model_path: Path, run_spec: GenerationSpec, *, explicit: bool, length_given: bool = False,
+) -> GenerationSpec:
     """The spec a compare run uses with the prompt file at ``path``.
 
     A plain prompt file states no settings: ``run_spec``. A batch file's settings (``batch_spec``) replace
     ``run_spec`` when it is compare's default (built from ``max_new_tokens``, which stays the length for
     chat bodies without ``max_tokens``); when the user gave settings (``explicit``: ``--hf-kwargs`` or
     ``--generation-config``), both must agree, else ``InputError`` naming the first setting that differs.
+    ``length_given``: ``--max-new-tokens`` was typed, so bodies that set another ``max_tokens`` are refused too.
     """
     batch = read_openai_batch(path)
     if batch is None:
         return run_spec
     spec = batch_spec(batch, model_path, max_new_tokens=run_spec.max_new_tokens)
+    if length_given and not explicit and spec.max_new_tokens != run_spec.max_new_tokens:
+        raise InputError(
+            f"{batch.path}: the bodies set max_tokens={spec.max_new_tokens}, --max-new-tokens gives "
+            f"{run_spec.max_new_tokens}; a run has one length: leave --max-new-tokens out (the file's is used) "
+            "or make them agree"
+        )
     if not explicit:
         return spec
     ours, theirs = (s.canonical().model_dump(exclude={"logprobs"}) for s in (spec, run_spec))

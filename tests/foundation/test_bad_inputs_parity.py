@@ -110,6 +110,24 @@ EMBED = ["--task", "embed"]
 ON_SERVER = ["--server", SERVER]
 
 COMPARE = [
+    # compare --ray-workers records the HF reference on Ray: nothing that the record cannot hold.
+    BadInput("compare-ray-address-alone", [C, "--ray-address", "auto"], "--ray-address: give --ray-workers N too"),
+    BadInput("compare-reference-dir-alone", [C, "--reference-dir", "{in}/a-dir"],
+             "--reference-dir: give --ray-workers N too"),
+    BadInput("compare-ray-with-against", [C, "--ray-workers", "2", "--against", "{in}/a-dir"], "--against"),
+    BadInput("compare-ray-hf-only-setting", [C, "--ray-workers", "2", "--hf-option", "repetition_penalty=1.2"],
+             "--hf-option repetition_penalty with --ray-workers"),
+    BadInput("compare-ray-hf-only-dtype", [C, "--ray-workers", "2", "--hf-option", "dtype=bfloat16"],
+             "--hf-option dtype with --ray-workers"),
+    BadInput("compare-ray-hf-no-template", [C, "--ray-workers", "2", "--no-chat-template", "hf"],
+             "--no-chat-template hf with --ray-workers"),
+    BadInput("compare-ray-vllm-reference", [C, "--ray-workers", "2", "--reference", "vllm", "--candidate", "hf"],
+             "--ray-workers puts the HF reference on Ray workers"),
+    BadInput("compare-ray-no-logprobs", [C, "--ray-workers", "2", "--logprobs", "0"], "--logprobs 0 with --ray-workers"),
+    BadInput("compare-ray-pooling", [C, "--ray-workers", "2", *EMBED], "pooling, LoRA and probe runs take no Ray workers"),
+    BadInput("compare-ray-reference-dir-a-file", [C, "--ray-workers", "2", "--reference-dir", "{in}/file.txt"],
+             "--reference-dir {in}/file.txt: is a file"),
+    BadInput("compare-ray-zero-cpus", [C, "--ray-workers", "2", "--ray-worker-cpus", "0"], "--ray-worker-cpus"),
     # Checked too late before: each of these used to run HF (and vLLM) first.
     BadInput("compare-out-is-a-file", [C, "--out", "{in}/file.txt"],
              "--out {in}/file.txt: is a file; give a directory"),

@@ -192,6 +192,20 @@ def test_file_settings_replace_the_default_and_max_new_tokens_fills_only_what_th
     assert spec_of(completions, bundled_model, tokenizer, max_new_tokens=40).max_new_tokens == 16
 
 
+def test_a_typed_max_new_tokens_must_agree_with_the_bodies_max_tokens(tmp_path: Path, bundled_model: Path, tokenizer: Any) -> None:
+    import hf2vllm
+
+    stated = write(tmp_path, [line("a", max_tokens=16, temperature=0)], "stated.jsonl")
+    assert spec_of(stated, bundled_model, tokenizer, max_new_tokens=16, max_new_tokens_given=True).max_new_tokens == 16
+    unstated = write(tmp_path, [line("a", temperature=0)], "unstated.jsonl")
+    assert spec_of(unstated, bundled_model, tokenizer, max_new_tokens=40, max_new_tokens_given=True).max_new_tokens == 40
+    expected = (f"{stated}: the bodies set max_tokens=16, --max-new-tokens gives 40; a run has one length: leave "
+                "--max-new-tokens out (the file's is used) or make them agree")
+    with pytest.raises(InputError) as err:
+        hf2vllm.compare(prompts=stated, max_new_tokens=40)  # refused while preparing prompts, before any model loads
+    assert str(err.value) == expected
+
+
 def test_explicit_hf_kwargs_must_agree_with_the_file(tmp_path: Path, bundled_model: Path, tokenizer: Any) -> None:
     path = write(tmp_path, [line("a", max_tokens=16, temperature=0, repetition_penalty=1.1)])
     agreeing = spec_for_compare({"max_new_tokens": 16, "repetition_penalty": 1.1}, None, bundled_model)

@@ -51,6 +51,25 @@ def test_against_scores_the_recorded_tokens_on_the_candidate_and_uses_the_record
     assert "reference load" in against_offline.stage_seconds and "reference generate" in against_offline.stage_seconds
 
 
+def test_where_the_candidate_generated_the_recorded_tokens_its_own_logprobs_are_its_teacher_forced_ones(vllm_backend) -> None:  # type: ignore[no-untyped-def]
+    """Against a record the candidate scores only the answers that differ (``run._candidate_scores``): for the
+    rest its generation logprobs are reused, which must be the logprobs of the same tokens after the same
+    prefixes, i.e. what scoring them would give, to float32 rounding (decode vs prefill)."""
+    from hf2vllm.parity.run import _candidate_scores, _prepare
+
+    _, _, spec, prepared = _prepare(CompareOptions(limit=6, max_new_tokens=12), {"candidate": BackendChoice(kind="vllm")})
+    requests = prepared["candidate"]
+    own = vllm_backend.generate(requests, spec)
+    reused = _candidate_scores(vllm_backend, requests, own, own, None, 5, reuse_own=True)
+    scored = _candidate_scores(vllm_backend, requests, own, own, None, 5, reuse_own=False)
+    assert reused.keys() == scored.keys() == {r.id for r in requests}
+    for rid, mine in reused.items():
+        assert [s.token_id for s in mine.steps] == [s.token_id for s in scored[rid].steps]
+        for a, b in zip(mine.steps, scored[rid].steps, strict=True):
+            assert abs(a.logprob - b.logprob) < 1e-3
+            assert list(a.top)[0] == list(b.top)[0]  # the same best token at every position
+
+
 def test_against_report_names_the_record_first(against_offline, bundled_record: Path) -> None:  # type: ignore[no-untyped-def]
     from hf2vllm.report.terminal import render_report
 

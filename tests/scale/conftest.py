@@ -7,6 +7,7 @@ way; measured on the first 6 bundled requests: logprobs within 6.4e-6 at 2 threa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,3 +33,12 @@ def one_process_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch_threads(1):
         record(out, **SCALE_RECORD)
     return out
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """A local cluster of two one-core workers in this process; record joins it (and leaves it running)."""
+    ray = pytest.importorskip("ray", reason="the ray extra (pip install -e '.[ray]')")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

@@ -84,6 +84,18 @@ def compare(
     vllm_tokenize: bool = typer.Option(False, "--vllm-tokenize", rich_help_panel=PER_SIDE, help="vLLM tokenises the text prompt itself, as a migrated llm.generate(text) would."),
     hf_batch_size: int = typer.Option(32, "--hf-batch-size", rich_help_panel=HF_SIDE, min=1, help="Most requests in one HF generate() batch (left padded; long prompts are batched smaller, see --hf-batch-tokens)."),
     hf_batch_tokens: int = typer.Option(16384, "--hf-batch-tokens", rich_help_panel=HF_SIDE, min=1, help="Most padded positions (rows x (longest prompt + max new tokens)) in one HF batch."),
+    ray_workers: int = typer.Option(
+        None, "--ray-workers", rich_help_panel=HF_SIDE, min=1, help="Run the HF reference as N replicas on a Ray cluster "
+        "(needs the ray extra): it is recorded (the same answers as one process) into --reference-dir, then the "
+        "candidate is checked against it as with --against. docs/scale.md."),
+    ray_address: str = typer.Option(None, "--ray-address", rich_help_panel=HF_SIDE, help="Ray cluster to join (`ray start --head` prints it; default: start a local one)."),
+    ray_worker_cpus: float = typer.Option(1, "--ray-worker-cpus", rich_help_panel=HF_SIDE, help="CPU cores (and torch threads) per Ray worker."),
+    ray_worker_gpus: float = typer.Option(
+        None, "--ray-worker-gpus", rich_help_panel=HF_SIDE, help="GPUs per Ray worker (default 1 for a GPU reference; a node's GPUs with device_map=auto)."),
+    reference_dir: Path = typer.Option(
+        None, "--reference-dir", rich_help_panel=HF_SIDE, help="With --ray-workers: where the reference is recorded "
+        "(default: OUT/reference, else a temporary folder). Kept, it is resumed by the same command after a crash "
+        "and reused by later runs (or `compare --against DIR`)."),
     vllm_batch_size: int = typer.Option(None, "--vllm-batch-size", rich_help_panel=VLLM_SIDE, min=1, help="Submit to vLLM in chunks of N (default: all at once)."),
     kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", rich_help_panel=VLLM_SIDE, help="vLLM KV cache size (default on CPU: 2 GiB)."),
     server: str = typer.Option(None, "--server", rich_help_panel=SERVER, help="OpenAI base URL of a running server (http://HOST:PORT/v1) for a server side."),
@@ -151,7 +163,9 @@ def compare(
             reference=reference, candidate=candidate, hf_options=hf_option, vllm_options=vllm_option,
             no_chat_template=no_chat_template, vllm_tokenize=vllm_tokenize, mm_processor_kwargs=mm_processor_kwargs,
             vllm_mm_processor_kwargs=vllm_mm_processor_kwargs, hf_batch_size=hf_batch_size,
-            hf_batch_tokens=hf_batch_tokens, vllm_batch_size=vllm_batch_size, kv_cache_gib=kv_cache_gib,
+            hf_batch_tokens=hf_batch_tokens, ray_workers=ray_workers, ray_address=ray_address,
+            ray_worker_cpus=ray_worker_cpus, ray_worker_gpus=ray_worker_gpus, reference_dir=reference_dir,
+            vllm_batch_size=vllm_batch_size, kv_cache_gib=kv_cache_gib,
             server=server, served_model=served_model, api_key_env=api_key_env, concurrency=concurrency,
             stream=stream, journal=journal, resume=resume, request_timeout=request_timeout,
             max_retries=max_retries, requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute,

@@ -30,6 +30,7 @@ _POOLING_ONLY = {"quantization": None, "vllm_normalise": "auto", "min_cosine": 0
                  "vllm_model": None}
 _SERVER_ONLY = {"served_model": None, "api_key_env": None, "journal": None, "resume": False, "stream": False,
                 "requests_per_minute": None, "tokens_per_minute": None}
+_RAY_ONLY = {"ray_address": None, "ray_worker_cpus": 1, "ray_worker_gpus": None, "reference_dir": None}
 
 
 def flag(name: str) -> str:
@@ -43,6 +44,7 @@ def check_compare_options(o: dict[str, Any]) -> None:
     _check_names(o)
     _check_numbers(o)
     _check_combinations(o)
+    _check_ray(o)
     _check_paths(o)
     model_path, model_config = _check_model(o["model"] or recorded_model, "--model")
     if o["vllm_model"] is not None:
@@ -151,6 +153,55 @@ def _check_combinations(o: dict[str, Any]) -> None:
                          f"comparison ({sides[0]} vs {sides[1]})")
     if o["vllm_tokenize"] and "vllm" not in sides:
         raise InputError(f"--vllm-tokenize: no vllm side in this comparison ({sides[0]} vs {sides[1]})")
+
+
+def _check_ray(o: dict[str, Any]) -> None:
+    """``--ray-workers N``: the HF reference is recorded on Ray workers, then the candidate is checked against
+    that record (as ``--against``). So the reference side must be HF with the run's own settings: HF-only
+    generation, prompt or dtype differences have no place in a record that the candidate must match."""
+    if not o.get("ray_workers"):
+        stray = [flag(k) for k, default in _RAY_ONLY.items() if o.get(k, default) not in (default, None)]
+        if stray:
+            raise InputError(f"{stray[0]}: give --ray-workers N too (the HF reference goes on Ray workers only then)")
+        return
+    checks.number(o["ray_workers"], "--ray-workers", minimum=1)
+    checks.number(o.get("ray_worker_cpus", 1), "--ray-worker-cpus", minimum=0, exclusive_minimum=True)
+    checks.number(o.get("ray_worker_gpus"), "--ray-worker-gpus", minimum=0)
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        from hf2vllm.reference.ray_workers import INSTALL_HINT
+
+        raise InputError(f"--ray-workers needs Ray, an optional extra: {INSTALL_HINT}")
+    if o["task"] != "generate" or o["lora"] or o["probe"] or (o["vllm_model"] and o.get("against") is None):
+        raise InputError("--ray-workers records a generation reference; pooling, LoRA and probe runs take no Ray "
+                         "workers (leave --ray-workers out)")
+    if o.get("against") is not None:
+        raise InputError("--ray-workers with --against: --against reads a recorded reference, --ray-workers records "
+                         "one; give one of them")
+    sides = _sides(o)
+    if sides[0] != "hf" or sides[1] == "hf":
+        raise InputError(f"--ray-workers puts the HF reference on Ray workers: compare hf (reference) with vllm or a "
+                         f"server, not {sides[0]} with {sides[1]}")
+    if not o["logprobs"]:
+        raise InputError("--logprobs 0 with --ray-workers: the recorded reference keeps top-k logprobs for the "
+                         "verdicts; give --logprobs 1 or more")
+    if o["no_chat_template"] == "hf":
+        raise InputError("--no-chat-template hf with --ray-workers: the reference on Ray is recorded with the run's "
+                         "own prompts, which the candidate must match; compare a per-side template without --ray-workers")
+    from hf2vllm.parity.overrides import apply_side_options
+    from hf2vllm.parity.run import BackendChoice
+    from hf2vllm.requests import PromptOptions
+
+    side = apply_side_options(BackendChoice(kind="hf"), o["hf_option"], "--hf-option")
+    prompt = [k for k, v in side.prompt.model_dump().items() if v != PromptOptions().model_dump()[k]]
+    differing = [*side.generation, *side.decode, *prompt, *(["dtype"] if "dtype" in side.options else [])]
+    if differing:
+        raise InputError(f"--hf-option {differing[0]} with --ray-workers: the reference on Ray is recorded with the "
+                         "run's own settings, which the candidate must match; HF-only differences need a compare "
+                         "without --ray-workers (load options such as device=cuda or device_map=auto are fine)")
+    if o.get("reference_dir") is not None:
+        checks.output_dir(o["reference_dir"], "--reference-dir")
 
 
 def _check_paths(o: dict[str, Any]) -> None:

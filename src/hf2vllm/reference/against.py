@@ -186,7 +186,8 @@ def prepare_against(
         path=str(record.path), format_version=manifest.format_version, created_at=manifest.created_at,
         model=manifest.model, prompts=manifest.prompts, dtype=manifest.dtype,
         device=str(manifest.backend_options.get("device")) if manifest.backend_options.get("device") else None,
-        packages=manifest.environment.packages, record_seconds=manifest.record_seconds, candidate_model_differs=differs,
+        packages=manifest.environment.packages, record_seconds=manifest.record_seconds,
+        ray_workers=manifest.backend_options.get("ray_workers"), candidate_model_differs=differs,
     )
     return model_path, tokenizer, spec, prepared, info
 

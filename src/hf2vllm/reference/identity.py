@@ -47,6 +47,11 @@ class RecordedReferenceInfo(BaseModel):
     device: str | None = None
     packages: dict[str, str] = Field(default_factory=dict, description="The recording environment's versions.")
     record_seconds: float | None = None
+    ray_workers: int | None = Field(None, description="Ray workers the reference was recorded on (None: one process).")
+    recorded_by_this_run: bool = Field(
+        False, description="The reference was recorded by this compare (--ray-workers), then read back as a record."
+    )
+    kept: bool = Field(True, description="False: recorded into a temporary folder, removed after the run.")
     candidate_model_differs: str | None = Field(
         None, description="Set when the candidate runs another model than the record's (declared with --vllm-model): "
         "the first line of every view of the report says so.",

@@ -68,6 +68,14 @@ class RecordOptions(BaseModel):
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 
+class RecordInputsChangedError(InputError):
+    """``--resume`` of a record made with other inputs (model, prompts, settings, dtype or device)."""
+
+    def __init__(self, out: Path, differences: str) -> None:
+        self.out, self.differences = out, differences
+        super().__init__(f"--resume: {out} was recorded with other inputs ({differences}); record into another --out")
+
+
 def record_reference(
     options: RecordOptions,
     *,
@@ -126,10 +134,7 @@ def record_reference(
         from hf2vllm.reference.against import describe_differences
 
         found = describe_differences(previous, identity, prompts, spec, options.prompt.model_dump(), options.dtype)
-        raise InputError(
-            f"--resume: {out} was recorded with other inputs ({'; '.join(found) or 'device or settings differ'}); "
-            "record into another --out"
-        )
+        raise RecordInputsChangedError(out, "; ".join(found) or "device or settings differ")
     if previous is not None and previous.complete:
         return previous  # --resume of a finished record: the same inputs, nothing left to do
     out.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,9 @@ from hf2vllm.environment import EnvironmentInfo
 from hf2vllm.reference.identity import RecordedReferenceInfo
 from hf2vllm.requests import PromptOptions
 
-SCHEMA_VERSION = "1.3"
-"""1.3: per-group verdicts (``group_by``, ``groups``: one summary per value of a request metadata key, worst
+SCHEMA_VERSION = "1.4"
+"""1.4: ``reference_record`` says how the reference was recorded (``ray_workers``) and whether this run recorded it
+(``recorded_by_this_run``, ``kept``: compare --ray-workers). 1.3: per-group verdicts (``group_by``, ``groups``: one summary per value of a request metadata key, worst
 first); ``reference_record`` and ``verdict_method`` "record" (compare --against a recorded reference). 1.2: teacher-forced verdicts (``verdict_method``), measured noise (``noise``), the run-level verdict
 (``run_verdict``: reference-vs-reference next to reference-vs-candidate, survival of identical answers, the
 free-running collapse check), ``logprobs_mode`` read from the candidate engine."""

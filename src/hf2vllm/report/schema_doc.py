@@ -88,7 +88,9 @@ def render_schema_doc() -> str:
         "`stage_seconds`, per-step `top_logits`, per-request forks and degenerate flags; `logprobs_mode` now "
         "holds the candidate engine's own mode (`raw_logprobs`; 1.1 wrote `raw`). 1.3 added `group_by` and "
         "`groups` (per-group summaries by a request metadata key such as `domain`, worst first), `reference_record` "
-        "and `verdict_method` `record` (`compare --against`: the reference read from a record).",
+        "and `verdict_method` `record` (`compare --against`: the reference read from a record). 1.4 added "
+        "`reference_record.ray_workers`, `recorded_by_this_run` and `kept` (`compare --ray-workers`: the "
+        "reference recorded on Ray workers by the run itself).",
         "",
     ]
     return "\n".join(header + sections).rstrip() + "\n"

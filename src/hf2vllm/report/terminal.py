@@ -71,8 +71,15 @@ def record_lines(report: CompareReport) -> list[str]:
     if record is None:
         return []
     versions = ", ".join(f"{k} {v}" for k, v in record.packages.items() if k in ("transformers", "torch"))
-    lines = [f"reference: recorded {record.created_at} in {record.path} ({record.prompts.requests} requests, "
-             f"{record.dtype}{', ' + versions if versions else ''}); no HF model loaded"]
+    what = f"({record.prompts.requests} requests, {record.dtype}{', ' + versions if versions else ''})"
+    if record.recorded_by_this_run:
+        where = (f"in {record.path}" if record.kept
+                 else "in a temporary folder, removed (--reference-dir or --out keeps it)")
+        lines = [f"reference: recorded by this run on {record.ray_workers or 1} Ray workers {where} {what}, "
+                 "then read back as a record"]
+    else:
+        on_ray = f" on {record.ray_workers} Ray workers" if record.ray_workers else ""
+        lines = [f"reference: recorded {record.created_at}{on_ray} in {record.path} {what}; no HF model loaded"]
     if record.candidate_model_differs:
         lines.insert(0, f"candidate model differs: {record.candidate_model_differs}")
     return lines
