@@ -88,6 +88,9 @@ class VLLMBackend(Backend):
     ``batch_size=None`` submits every request at once (vLLM schedules them itself, as a production
     job would); a number submits them in chunks, which is how batch sensitivity is probed.
     ``engine_kwargs`` pass through to ``vllm.LLM`` (e.g. ``max_num_seqs``, ``enable_prefix_caching``).
+    ``enforce_eager=None`` is eager on a CPU (a torch.compile there costs ~2.5 min on 2 cores) and vLLM's
+    own default elsewhere (torch.compile + CUDA graphs): the engine a GPU deployment runs, whose bf16
+    outputs differ from eager mode's (docs/gpu-validation.md).
     """
 
     def __init__(
@@ -96,7 +99,7 @@ class VLLMBackend(Backend):
         *,
         dtype: str = "float32",
         max_model_len: int | None = None,
-        enforce_eager: bool = True,
+        enforce_eager: bool | None = None,
         kv_cache_gib: float | None = None,
         seed: int = 0,
         batch_size: int | None = None,
@@ -110,6 +113,8 @@ class VLLMBackend(Backend):
         self.dtype = normalise_dtype(dtype)
         self.batch_size = batch_size
         on_cpu = running_on_cpu()
+        if enforce_eager is None:
+            enforce_eager = on_cpu
         if kv_cache_gib is None and on_cpu:
             kv_cache_gib = DEFAULT_CPU_KV_CACHE_GIB
         if not on_cpu:
