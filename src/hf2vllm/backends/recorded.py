@@ -47,9 +47,9 @@ class RecordedBackend(Backend):
         *,
         progress: ProgressCallback | None = None,
     ) -> list[GenerationResult]:
-        recorded_spec = self.record.spec()
-        if spec.model_dump() != recorded_spec.model_dump():
-            changed = [k for k, v in spec.model_dump().items() if recorded_spec.model_dump().get(k) != v]
+        mine, recorded = spec.model_dump(), self.record.spec().model_dump()
+        if mine != recorded:
+            changed = [k for k, v in mine.items() if recorded.get(k) != v]
             raise InputError(
                 f"the recorded reference ran other settings ({', '.join(changed)}); a record answers only its own "
                 "settings: record again, or set the difference on the candidate side (--vllm-option)"

@@ -46,8 +46,8 @@ BASELINE_PATH: VerdictPath = "vllm_alone"
 AGAINST_PATH: VerdictPath = "against_record"
 OPTIONAL_PATHS: tuple[VerdictPath, ...] = (AGAINST_PATH,)
 """Paths a run may leave out (at most once per repeat when in)."""
-ORDER_WITH_AGAINST: tuple[VerdictPath, ...] = ("teacher_forcing", "against_record", "hf_generate", "vllm_alone")
 ROW_ORDER: tuple[VerdictPath, ...] = (NEW_PATH, AGAINST_PATH, OLD_PATH, BASELINE_PATH)
+ORDER_WITH_AGAINST: tuple[VerdictPath, ...] = ROW_ORDER  # the run order (ABBA over it) is the table's row order
 TARGETS: dict[str, float] = {"cpu": 1.5, "gpu": 1.3}
 """Most the new path's ratio may be, per device class (issue #19 item 6)."""
 PATH_LABELS: dict[str, str] = {

@@ -127,11 +127,12 @@ def compare(
     everything. Exit codes: 0 ok, 1 exact-match rate (of the worst group, --gate) below --min-exact-match,
     2 bad input.
     """
-    from hf2vllm.commands.compare_checks import check_compare_options
+    from hf2vllm.commands.compare_checks import check_compare_options, is_pooling_run
 
-    check_compare_options(dict(locals()))  # every option, before any model loads (issue #20)
+    options = dict(locals())
+    check_compare_options(options)  # every option, before any model loads (issue #20)
     quiet_model_libraries(verbose)
-    if task != "generate" or lora or probe or (vllm_model and against is None):
+    if is_pooling_run(options):
         from hf2vllm.commands.compare_pooling import run_pooling_command
 
         return run_pooling_command(

@@ -10,6 +10,7 @@ against the installed image processor's own list.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,12 +117,18 @@ def _given(o: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
     return [flag(k) for k, default in defaults.items() if o[k] != default and o[k] is not None]
 
 
+def is_pooling_run(o: Mapping[str, Any]) -> bool:
+    """Whether these compare options ask for the pooling/LoRA/probe comparison rather than generation (a
+    separate --vllm-model is a pooling run unless it is the candidate against a record)."""
+    return bool(o["task"] != "generate" or o["lora"] or o["probe"] or (o["vllm_model"] and o.get("against") is None))
+
+
 def _check_combinations(o: dict[str, Any]) -> None:
-    pooling = o["task"] != "generate" or o["lora"] or o["probe"] or (o["vllm_model"] and o.get("against") is None)
-    if pooling:
+    if is_pooling_run(o):
         # Where the HF model's layers go applies to pooling runs too (docs/scale.md); nothing else of --hf-option.
-        placement = all(a.partition("=")[0].strip().replace("-", "_") in ("device_map", "max_memory", "offload_folder")
-                        for a in o["hf_option"])
+        from hf2vllm.commands.compare_pooling import PLACEMENT_KEYS
+
+        placement = all(a.partition("=")[0].strip().replace("-", "_") in PLACEMENT_KEYS for a in o["hf_option"])
         stray = [s for s in _given(o, _GENERATE_ONLY) if not (s == "--hf-option" and placement)]
         if stray:
             what = f"--task {o['task']}" if o["task"] != "generate" else "--lora"
@@ -159,21 +166,21 @@ def _check_ray(o: dict[str, Any]) -> None:
     """``--ray-workers N``: the HF reference is recorded on Ray workers, then the candidate is checked against
     that record (as ``--against``). So the reference side must be HF with the run's own settings: HF-only
     generation, prompt or dtype differences have no place in a record that the candidate must match."""
-    if not o.get("ray_workers"):
-        stray = [flag(k) for k, default in _RAY_ONLY.items() if o.get(k, default) not in (default, None)]
+    if not o["ray_workers"]:
+        stray = _given(o, _RAY_ONLY)
         if stray:
             raise InputError(f"{stray[0]}: give --ray-workers N too (the HF reference goes on Ray workers only then)")
         return
     checks.number(o["ray_workers"], "--ray-workers", minimum=1)
-    checks.number(o.get("ray_worker_cpus", 1), "--ray-worker-cpus", minimum=0, exclusive_minimum=True)
-    checks.number(o.get("ray_worker_gpus"), "--ray-worker-gpus", minimum=0)
+    checks.number(o["ray_worker_cpus"], "--ray-worker-cpus", minimum=0, exclusive_minimum=True)
+    checks.number(o["ray_worker_gpus"], "--ray-worker-gpus", minimum=0)
     import importlib.util
 
-    if importlib.util.find_spec("ray") is None:
-        from hf2vllm.reference.ray_workers import INSTALL_HINT
+    if importlib.util.find_spec("ray") is None:  # without importing it: checks stay fast
+        from hf2vllm.reference.ray_workers import MISSING
 
-        raise InputError(f"--ray-workers needs Ray, an optional extra: {INSTALL_HINT}")
-    if o["task"] != "generate" or o["lora"] or o["probe"] or (o["vllm_model"] and o.get("against") is None):
+        raise InputError(MISSING)
+    if is_pooling_run(o):
         raise InputError("--ray-workers records a generation reference; pooling, LoRA and probe runs take no Ray "
                          "workers (leave --ray-workers out)")
     if o.get("against") is not None:
@@ -194,14 +201,14 @@ def _check_ray(o: dict[str, Any]) -> None:
     from hf2vllm.requests import PromptOptions
 
     side = apply_side_options(BackendChoice(kind="hf"), o["hf_option"], "--hf-option")
-    prompt = [k for k, v in side.prompt.model_dump().items() if v != PromptOptions().model_dump()[k]]
+    defaults = PromptOptions().model_dump()
+    prompt = [k for k, v in side.prompt.model_dump().items() if v != defaults[k]]
     differing = [*side.generation, *side.decode, *prompt, *(["dtype"] if "dtype" in side.options else [])]
     if differing:
         raise InputError(f"--hf-option {differing[0]} with --ray-workers: the reference on Ray is recorded with the "
                          "run's own settings, which the candidate must match; HF-only differences need a compare "
                          "without --ray-workers (load options such as device=cuda or device_map=auto are fine)")
-    if o.get("reference_dir") is not None:
-        checks.output_dir(o["reference_dir"], "--reference-dir")
+    checks.output_dir(o["reference_dir"], "--reference-dir")
 
 
 def _check_paths(o: dict[str, Any]) -> None:

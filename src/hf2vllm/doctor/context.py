@@ -60,7 +60,6 @@ class ProjectFacts:
     index: ProjectIndex = field(default_factory=ProjectIndex)
     vllm_pin: VersionPin | None = None
     hf_dtypes: list[DtypeLoad] = field(default_factory=list)
-    vllm_dtypes: list[DtypeLoad] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

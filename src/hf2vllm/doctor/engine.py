@@ -25,7 +25,8 @@ from hf2vllm.doctor.context import DoctorSettings, FileContext, Place, ProjectFa
 from hf2vllm.doctor.model import DoctorReport, DoctorSummary, FileKind, Finding, Hit, Rule, Severity
 from hf2vllm.doctor.python_source import PythonModule, llm_invocations
 from hf2vllm.doctor.rules import RULES
-from hf2vllm.doctor.rules.consistency import hf_dtype_loads, vllm_dtype_loads
+from hf2vllm.doctor.knowledge import parse_version
+from hf2vllm.doctor.rules.consistency import hf_dtype_loads
 from hf2vllm.doctor.serve import parse_number
 from hf2vllm.doctor.shell import parse_shell
 from hf2vllm.doctor.suppressions import hash_comment_suppressions, is_suppressed, python_suppressions
@@ -156,7 +157,6 @@ def _gather_facts(files: list[ParsedFile], facts: ProjectFacts) -> None:
         ctx = parsed.context
         if ctx.python is not None:
             facts.hf_dtypes.extend(hf_dtype_loads(ctx))
-            facts.vllm_dtypes.extend(load for _call, _kw, load in vllm_dtype_loads(ctx))
         for inv in ctx.invocations:
             flag = inv.flag("reasoning-parser")
             if flag is not None and flag.value:
@@ -193,10 +193,6 @@ _VLLM_REQUIREMENT = re.compile(r"(?<![\w-])vllm(?:-cpu)?\s*(?:\[[^\]]*\])?\s*"
                                r"((?:[<>=!~]=?=?\s*[0-9][0-9a-z.+*]*\s*,?\s*)+)", re.I)
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:3])
-
-
 def find_vllm_pin(files: Sequence[Path], root: Path) -> VersionPin | None:
     """The vLLM version range the scanned project declares (the tightest upper bound found), or None."""
     best: VersionPin | None = None
@@ -215,7 +211,7 @@ def find_vllm_pin(files: Sequence[Path], root: Path) -> VersionPin | None:
                 upper, inclusive = None, True
                 for clause in spec.split(","):
                     op = re.match(r"[<>=!~]+", clause)
-                    version = _version(clause)
+                    version = parse_version(clause)
                     if op is None or not version:
                         continue
                     if op.group(0) in ("==", "===", "<="):

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from hf2vllm.errors import InputError, ParityGateError
-from hf2vllm.parity.compare import common_prefix_fraction
-from hf2vllm.report.schema import GroupSummary, ParitySummary, RequestComparison
+from hf2vllm.parity.compare import common_prefix_fraction, exact_match_rate
+from hf2vllm.report.schema import DeltaStats, GroupSummary, ParitySummary, RequestComparison
 
 DEFAULT_GROUP_KEY = "domain"
 """The metadata key requests are grouped by when no key is named and any request carries it."""
@@ -60,6 +60,22 @@ def group_name(metadata: Mapping[str, Any], key: str) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def summarise(rows: Sequence[RequestComparison], teacher_forcing: DeltaStats | None = None) -> ParitySummary:
+    """The parity summary of ``rows``: the whole run's (``report.summary``) or one group's."""
+    matches = [r.exact_match for r in rows]
+    fractions = [common_prefix_fraction(r.reference_token_ids, r.candidate_token_ids) for r in rows]
+    verdicts = {v: sum(r.verdict == v for r in rows) for v in ("match", "near_tie", "mismatch")}
+    return ParitySummary(
+        requests=len(rows),
+        exact_matches=sum(matches),
+        exact_match_rate=round(exact_match_rate(matches), 4),
+        mean_common_prefix_fraction=round(sum(fractions) / len(fractions), 4) if fractions else 0.0,
+        verdicts=verdicts,
+        mean_text_similarity=round(sum(r.text_similarity for r in rows) / len(rows), 4) if rows else None,
+        teacher_forcing=teacher_forcing,
+    )
+
+
 def summarise_groups(
     rows: Sequence[RequestComparison], metadata_by_id: Mapping[str, Mapping[str, Any]], key: str | None
 ) -> list[GroupSummary]:
@@ -72,16 +88,11 @@ def summarise_groups(
         members.setdefault(group_name(metadata_by_id.get(row.id, {}), key), []).append(row)
     groups = []
     for name, group in members.items():
-        fractions = [common_prefix_fraction(r.reference_token_ids, r.candidate_token_ids) for r in group]
-        exact = sum(r.exact_match for r in group)
+        whole = summarise(group)
         groups.append(GroupSummary(
-            name=name,
-            requests=len(group),
-            exact_matches=exact,
-            exact_match_rate=round(exact / len(group), 4),
-            verdicts={v: sum(r.verdict == v for r in group) for v in ("match", "near_tie", "mismatch")},
-            mean_common_prefix_fraction=round(sum(fractions) / len(fractions), 4),
-            request_ids=[r.id for r in group],
+            name=name, requests=whole.requests, exact_matches=whole.exact_matches,
+            exact_match_rate=whole.exact_match_rate, verdicts=whole.verdicts,
+            mean_common_prefix_fraction=whole.mean_common_prefix_fraction, request_ids=[r.id for r in group],
         ))
     return worst_first(groups)
 

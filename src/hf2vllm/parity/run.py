@@ -35,7 +35,7 @@ from hf2vllm.parity import diagnose
 from hf2vllm.parity.head_start import PromptHeadStart, head_start_applies
 from hf2vllm.parity.collapse import collapse_cause, collapse_check
 from hf2vllm.parity.compare import common_prefix_fraction, exact_match_rate, first_divergence, token_at
-from hf2vllm.parity.groups import group_key, summarise_groups
+from hf2vllm.parity.groups import group_key, summarise, summarise_groups
 from hf2vllm.parity.noise import NoiseModel, coarsest, step_resolution
 from hf2vllm.parity.run_verdict import run_verdict, survival_curve
 from hf2vllm.parity.teacher_forced import find_fork, reproduced_result
@@ -228,21 +228,6 @@ def compare_results(
             )
         )
     return rows
-
-
-def summarise(rows: Sequence[RequestComparison], teacher_forcing: DeltaStats | None = None) -> ParitySummary:
-    matches = [r.exact_match for r in rows]
-    fractions = [common_prefix_fraction(r.reference_token_ids, r.candidate_token_ids) for r in rows]
-    verdicts = {v: sum(r.verdict == v for r in rows) for v in ("match", "near_tie", "mismatch")}
-    return ParitySummary(
-        requests=len(rows),
-        exact_matches=sum(matches),
-        exact_match_rate=round(exact_match_rate(matches), 4),
-        mean_common_prefix_fraction=round(sum(fractions) / len(fractions), 4) if fractions else 0.0,
-        verdicts=verdicts,
-        mean_text_similarity=round(sum(r.text_similarity for r in rows) / len(rows), 4) if rows else None,
-        teacher_forcing=teacher_forcing,
-    )
 
 
 def resolve_spec(options: CompareOptions, model_path: Path, tokenizer: Any) -> GenerationSpec:
@@ -811,7 +796,7 @@ def _hf_generate(
             with sides.watch.stage("candidate scores reference"):
                 scores["candidate"] = _candidate_scores(
                     backend, prepared[role], runs["reference"].results, results, setup.max_model_len, top_k,
-                    reuse_own=choice.kind != "hf" and options.reference.kind == "record",
+                    reuse_own=options.reference.kind == "record",
                 )
             divergent = [
                 a.request_id

@@ -36,6 +36,7 @@ from hf2vllm.requests import PreparedRequest
 from hf2vllm.spec import GenerationSpec
 
 INSTALL_HINT = "pip install -e '.[ray]' (or: pip install 'hf2vllm[ray]')"
+MISSING = f"--ray-workers needs Ray, an optional extra: {INSTALL_HINT}"
 
 
 class RayWorkersLostError(HF2VLLMError):
@@ -47,7 +48,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError as err:
-        raise BackendUnavailableError(f"--ray-workers needs Ray, an optional extra: {INSTALL_HINT}") from err
+        raise BackendUnavailableError(MISSING) from err
     return ray
 
 
@@ -102,7 +103,6 @@ class RayReference:
         self._ray = ray
         self.workers = workers
         self._started_ray = started_ray
-        self.requeued = 0
 
     @classmethod
     def start(
@@ -144,10 +144,6 @@ class RayReference:
             raise
         return pool
 
-    def pids(self) -> list[int]:
-        """The worker processes' ids (on their nodes), in worker order."""
-        return [self._ray.get(w.pid.remote()) for w in self.workers]
-
     def describe(self) -> dict[str, Any]:
         described = self._call(lambda w: w.describe.remote())
         return {**described, "ray_workers": len(self.workers)}
@@ -179,7 +175,6 @@ class RayReference:
             except ray.exceptions.RayActorError:
                 self.workers.remove(worker)
                 todo.appendleft(unit)
-                self.requeued += 1
                 if on_status:
                     on_status(f"a Ray worker died; its batch of {len(unit)} goes to one of the {len(self.workers)} left")
                 continue

@@ -68,12 +68,7 @@ def model_sections(*roots: type[BaseModel]) -> list[str]:
 
 def render_schema_doc() -> str:
     """The whole Markdown document (deterministic: models in first-reference order)."""
-    seen: list[type[BaseModel]] = [CompareReport]
-    sections: list[str] = []
-    index = 0
-    while index < len(seen):
-        sections += _model_section(seen[index], seen)
-        index += 1
+    sections = model_sections(CompareReport)
     header = [
         "# report.json schema",
         "",

@@ -103,22 +103,6 @@ def _dtype_of(node: ast.AST) -> str | None:
     return DTYPE_ALIASES.get(value) if isinstance(value, str) else None
 
 
-def _model_ref(py: PythonModule, call: ast.Call, keyword_name: str) -> str | None:
-    """The model a load refers to: a literal, or a module-level constant's value, or the variable name."""
-    node = call.args[0] if call.args else (kw.value if (kw := keyword(call, keyword_name)) else None)
-    if node is None:
-        return None
-    if isinstance(constant(node, None), str):
-        return constant(node)  # type: ignore[return-value]
-    if isinstance(node, ast.Name):
-        for stmt in py.tree.body:
-            if isinstance(stmt, ast.Assign) and any(dotted(t) == node.id for t in stmt.targets):
-                value = constant(stmt.value, None)
-                return value if isinstance(value, str) else node.id
-        return node.id
-    return None
-
-
 def hf_dtype_loads(ctx: FileContext) -> list[DtypeLoad]:
     """HF model loads of this file that force a dtype (``torch_dtype=torch.float16``)."""
     py = module_of(ctx)
